@@ -1,0 +1,204 @@
+/*
+ * catalog.c - the catalog's connection: connect, watch, reconnect, query.
+ *
+ * The daemon keeps one connection and puts its socket in its poll loop, so a
+ * NOTIFY or the loss of the server is noticed at once.  Connecting blocks
+ * (bounded by connect_timeout); the caller decides when to try again.
+ */
+#include "catalog_internal.h"
+#include "migrate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CATALOG_DEFAULT_CONNECT_TIMEOUT "5"
+
+void catalog_set_error(struct catalog *catalog, const char *fmt, ...)
+{
+    va_list ap;
+    size_t len;
+
+    va_start(ap, fmt);
+    vsnprintf(catalog->error, sizeof(catalog->error), fmt, ap);
+    va_end(ap);
+    /* libpq messages end in a newline; the log wants one line. */
+    len = strlen(catalog->error);
+    while (len > 0 && (catalog->error[len - 1] == '\n' || catalog->error[len - 1] == ' '))
+        catalog->error[--len] = '\0';
+}
+
+int catalog_new(struct catalog **out, const char *conninfo, const char *password)
+{
+    struct catalog *catalog = calloc(1, sizeof(*catalog));
+
+    *out = NULL;
+    if (!catalog)
+        return FR_ENOMEM;
+    catalog->conninfo = strdup(conninfo);
+    catalog->password = password ? strdup(password) : NULL;
+    if (!catalog->conninfo || (password && !catalog->password)) {
+        catalog_free(catalog);
+        return FR_ENOMEM;
+    }
+    *out = catalog;
+    return 0;
+}
+
+void catalog_disconnect(struct catalog *catalog)
+{
+    if (catalog->conn) {
+        PQfinish(catalog->conn);
+        catalog->conn = NULL;
+    }
+}
+
+void catalog_free(struct catalog *catalog)
+{
+    if (!catalog)
+        return;
+    catalog_disconnect(catalog);
+    free(catalog->conninfo);
+    if (catalog->password) {
+        explicit_bzero(catalog->password, strlen(catalog->password));
+        free(catalog->password);
+    }
+    free(catalog);
+}
+
+/* Notices (a CREATE … IF NOT EXISTS that found the table, say) are not
+ * events; libpq's default would print them on stderr. */
+static void catalog_ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+int catalog_connect(struct catalog *catalog)
+{
+    /* Later keywords win over the expanded dbname string, earlier ones
+     * lose to it: the timeout is a default, the password is ours. */
+    const char *keys[] = { "connect_timeout", "application_name", "dbname",
+                           catalog->password ? "password" : NULL, NULL };
+    const char *values[] = { CATALOG_DEFAULT_CONNECT_TIMEOUT, "filerepo", catalog->conninfo,
+                             catalog->password, NULL };
+
+    catalog_disconnect(catalog);
+    catalog->conn = PQconnectdbParams(keys, values, 1);
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "out of memory");
+        return FR_ENOMEM;
+    }
+    if (PQstatus(catalog->conn) != CONNECTION_OK) {
+        catalog_set_error(catalog, "%s", PQerrorMessage(catalog->conn));
+        catalog_disconnect(catalog);
+        return FR_ECONN;
+    }
+    PQsetNoticeProcessor(catalog->conn, catalog_ignore_notice, NULL);
+    catalog->error[0] = '\0';
+    return 0;
+}
+
+bool catalog_is_connected(const struct catalog *catalog)
+{
+    return catalog->conn && PQstatus(catalog->conn) == CONNECTION_OK;
+}
+
+int catalog_socket(const struct catalog *catalog)
+{
+    return catalog->conn ? PQsocket(catalog->conn) : -1;
+}
+
+int catalog_failure_code(struct catalog *catalog, int other)
+{
+    if (catalog->conn && PQstatus(catalog->conn) == CONNECTION_BAD) {
+        catalog_disconnect(catalog);
+        return FR_ECONN;
+    }
+    return catalog->conn ? other : FR_ECONN;
+}
+
+int catalog_consume(struct catalog *catalog)
+{
+    PGnotify *notify;
+
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connected");
+        return FR_ECONN;
+    }
+    if (!PQconsumeInput(catalog->conn) || PQstatus(catalog->conn) == CONNECTION_BAD) {
+        catalog_set_error(catalog, "%s", PQerrorMessage(catalog->conn));
+        catalog_disconnect(catalog);
+        return FR_ECONN;
+    }
+    /* Nothing listens for a particular channel yet; drain so the queue
+     * stays empty. */
+    while ((notify = PQnotifies(catalog->conn)) != NULL)
+        PQfreemem(notify);
+    return 0;
+}
+
+PGresult *catalog_exec(struct catalog *catalog, const char *sql, ExecStatusType expect)
+{
+    PGresult *res;
+
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connected");
+        return NULL;
+    }
+    res = PQexec(catalog->conn, sql);
+    if (!res || PQresultStatus(res) != expect) {
+        catalog_set_error(catalog, "%s", res ? PQresultErrorMessage(res)
+                                             : PQerrorMessage(catalog->conn));
+        PQclear(res);
+        if (PQstatus(catalog->conn) == CONNECTION_BAD)
+            catalog_disconnect(catalog);
+        return NULL;
+    }
+    return res;
+}
+
+int catalog_command(struct catalog *catalog, const char *sql)
+{
+    PGresult *res = catalog_exec(catalog, sql, PGRES_COMMAND_OK);
+
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    PQclear(res);
+    return 0;
+}
+
+int catalog_listen(struct catalog *catalog, const char *channel)
+{
+    char sql[128];
+    char *quoted;
+    int error;
+
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connected");
+        return FR_ECONN;
+    }
+    quoted = PQescapeIdentifier(catalog->conn, channel, strlen(channel));
+    if (!quoted || strlen(quoted) + 8 > sizeof(sql)) {
+        catalog_set_error(catalog, "bad channel name");
+        PQfreemem(quoted);
+        return FR_EINVAL;
+    }
+    snprintf(sql, sizeof(sql), "LISTEN %s", quoted);
+    PQfreemem(quoted);
+    error = catalog_command(catalog, sql);
+    return error;
+}
+
+const char *catalog_last_error(const struct catalog *catalog)
+{
+    return catalog->error;
+}
+
+int catalog_schema_version_known(void)
+{
+    return catalog_migrations_count
+               ? catalog_migrations[catalog_migrations_count - 1].version
+               : 0;
+}

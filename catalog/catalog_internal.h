@@ -1,0 +1,35 @@
+/*
+ * catalog_internal.h - what the files of libcatalog share, and nobody else.
+ */
+#ifndef FILEREPO_CATALOG_INTERNAL_H
+#define FILEREPO_CATALOG_INTERNAL_H
+
+#include <libpq-fe.h>
+
+#include "catalog.h"
+
+struct catalog {
+    char *conninfo;   /* as configured; holds no password */
+    char *password;   /* secret, or NULL */
+    PGconn *conn;     /* NULL while not connected */
+    char error[512];  /* last failure, for the caller to log */
+};
+
+/** Records the text of a failure (printf-style) as the last error. */
+void catalog_set_error(struct catalog *catalog, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/**
+ * Runs `sql` (no parameters) and checks its status against `expect`.
+ * Returns the result (the caller PQclear()s it) or NULL on failure, with the
+ * last error set; the connection is closed when it turned out to be lost.
+ */
+PGresult *catalog_exec(struct catalog *catalog, const char *sql, ExecStatusType expect);
+
+/** As catalog_exec for commands whose result is not needed. Returns 0 or FR_E*. */
+int catalog_command(struct catalog *catalog, const char *sql);
+
+/** Returns FR_ECONN when the connection is gone, else `other`. */
+int catalog_failure_code(struct catalog *catalog, int other);
+
+#endif

@@ -1,0 +1,616 @@
+/*
+ * config.c - the configuration table and its validator.
+ *
+ * config_keys[] is the whole schema: adding a key is one line there and one
+ * field in struct config.  Loading goes in three steps: parse (JSON with
+ * comments, errors with line and column), walk every member of the document
+ * and refuse what the table does not know, then read each key of the table
+ * (or its default) into the struct, checking its type and range.  Problems are
+ * collected, not stopped at, so one run of --check-config shows them all.
+ */
+#include "config.h"
+#include "jsonc.h"
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CONFIG_MAX_FILE_SIZE (1024 * 1024)
+#define CONFIG_MAX_SECRET_SIZE 4096
+
+enum config_type {
+    CONFIG_STRING,      /* any non-empty string */
+    CONFIG_INT,         /* integer in [min, max] */
+    CONFIG_HOST,        /* host name or IP address */
+    CONFIG_DOMAIN,      /* a domain JID such as files.example.org */
+    CONFIG_ABS_PATH,    /* an absolute file system path */
+    CONFIG_CONNINFO,    /* a libpq conninfo string without a password */
+    CONFIG_LOG_LEVEL,   /* debug, info, warn or error */
+    CONFIG_SECRET_FILE, /* path of a file holding a secret; env alternative */
+};
+
+struct config_key {
+    const char *name;          /* dotted path in the document */
+    enum config_type type;     /* how the value is checked and stored */
+    const char *default_value; /* text form of the default; NULL if none */
+    bool required;             /* no default: the key (or its env) must be set */
+    int min, max;              /* CONFIG_INT bounds */
+    size_t offset;             /* where the value goes in struct config */
+    const char *env;           /* CONFIG_SECRET_FILE: environment alternative */
+    const char *help;          /* one line for the reference */
+};
+
+#define FIELD(f) offsetof(struct config, f)
+
+static const struct config_key config_keys[] = {
+    { .name = "database.conninfo", .type = CONFIG_CONNINFO,
+      .default_value = "dbname=filerepo", .offset = FIELD(db_conninfo),
+      .help = "libpq connection string of the catalog (no password in it)" },
+    { .name = "database.password_file", .type = CONFIG_SECRET_FILE,
+      .offset = FIELD(db_password), .env = CONFIG_ENV_DB_PASSWORD,
+      .help = "file holding the database password, if the server asks for one" },
+    { .name = "database.reconnect_max_seconds", .type = CONFIG_INT,
+      .default_value = "10", .min = 1, .max = 3600,
+      .offset = FIELD(db_reconnect_max_seconds),
+      .help = "longest wait between two attempts to reach PostgreSQL" },
+    { .name = "xmpp.host", .type = CONFIG_HOST, .default_value = "127.0.0.1",
+      .offset = FIELD(xmpp_host),
+      .help = "address of the XMPP server's component (XEP-0114) listener" },
+    { .name = "xmpp.port", .type = CONFIG_INT, .default_value = "5347",
+      .min = 1, .max = 65535, .offset = FIELD(xmpp_port),
+      .help = "port of that listener" },
+    { .name = "xmpp.component", .type = CONFIG_DOMAIN, .required = true,
+      .offset = FIELD(xmpp_component),
+      .help = "the daemon's JID, a domain the server routes to it (files.example.org)" },
+    { .name = "xmpp.secret_file", .type = CONFIG_SECRET_FILE, .required = true,
+      .offset = FIELD(xmpp_secret), .env = CONFIG_ENV_COMPONENT_SECRET,
+      .help = "file holding the component secret shared with the server" },
+    { .name = "xmpp.name", .type = CONFIG_STRING, .default_value = "filerepo",
+      .offset = FIELD(xmpp_name),
+      .help = "name shown in the daemon's disco#info identity" },
+    { .name = "xmpp.reconnect_max_seconds", .type = CONFIG_INT,
+      .default_value = "10", .min = 1, .max = 3600,
+      .offset = FIELD(xmpp_reconnect_max_seconds),
+      .help = "longest wait between two attempts to reach the XMPP server" },
+    { .name = "state_dir", .type = CONFIG_ABS_PATH,
+      .default_value = "/var/lib/filerepo", .offset = FIELD(state_dir),
+      .help = "directory for the git repositories and the content store" },
+    { .name = "log.level", .type = CONFIG_LOG_LEVEL, .default_value = "info",
+      .offset = FIELD(log_level),
+      .help = "lowest level logged: debug, info, warn or error" },
+};
+
+#define CONFIG_KEYS_COUNT (sizeof(config_keys) / sizeof(*config_keys))
+
+/* Objects that group keys; their members are checked against the table. */
+static const char *const config_sections[] = { "database", "xmpp", "log" };
+
+/* Keys people try first for secrets, answered with where the secret goes. */
+static const struct {
+    const char *name;  /* the refused inline key */
+    const char *instead; /* the key to use */
+    const char *env;   /* or this environment variable */
+} config_inline_secrets[] = {
+    { "database.password", "database.password_file", CONFIG_ENV_DB_PASSWORD },
+    { "xmpp.secret", "xmpp.secret_file", CONFIG_ENV_COMPONENT_SECRET },
+    { "xmpp.password", "xmpp.secret_file", CONFIG_ENV_COMPONENT_SECRET },
+};
+
+struct config_errors {
+    char *text;        /* accumulated lines */
+    size_t len;        /* bytes used in text */
+    const char *path;  /* file named at the start of each line */
+    int count;         /* problems seen */
+};
+
+static void config_error(struct config_errors *errs, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void config_error(struct config_errors *errs, const char *key, const char *fmt, ...)
+{
+    char msg[1024];
+    int head, body;
+    va_list ap;
+    char *grown;
+
+    head = key ? snprintf(msg, sizeof(msg), "%s: key \"%s\": ", errs->path, key)
+               : snprintf(msg, sizeof(msg), "%s: ", errs->path);
+    if (head < 0 || (size_t)head >= sizeof(msg))
+        head = 0;
+    va_start(ap, fmt);
+    body = vsnprintf(msg + head, sizeof(msg) - (size_t)head, fmt, ap);
+    va_end(ap);
+    if (body < 0)
+        body = 0;
+
+    size_t add = strnlen(msg, sizeof(msg));
+    /* One problem, one line, even when libpq's text has several. */
+    while (add > 0 && (msg[add - 1] == '\n' || msg[add - 1] == ' '))
+        add--;
+    for (size_t i = 0; i < add; i++)
+        if (msg[i] == '\n' || msg[i] == '\r')
+            msg[i] = ' ';
+    grown = realloc(errs->text, errs->len + add + 2);
+    if (!grown)
+        return;
+    errs->text = grown;
+    memcpy(errs->text + errs->len, msg, add);
+    errs->len += add;
+    errs->text[errs->len++] = '\n';
+    errs->text[errs->len] = '\0';
+    errs->count++;
+}
+
+static const struct config_key *config_key_find(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_KEYS_COUNT; i++)
+        if (strcmp(config_keys[i].name, name) == 0)
+            return &config_keys[i];
+    return NULL;
+}
+
+static bool config_is_section(const char *name)
+{
+    for (size_t i = 0; i < sizeof(config_sections) / sizeof(*config_sections); i++)
+        if (strcmp(config_sections[i], name) == 0)
+            return true;
+    return false;
+}
+
+static const char *config_type_name(const cJSON *item)
+{
+    if (cJSON_IsString(item))
+        return "a string";
+    if (cJSON_IsNumber(item))
+        return "a number";
+    if (cJSON_IsBool(item))
+        return "a boolean";
+    if (cJSON_IsNull(item))
+        return "null";
+    if (cJSON_IsArray(item))
+        return "an array";
+    if (cJSON_IsObject(item))
+        return "an object";
+    return "something else";
+}
+
+/* Refuses members the table does not know, duplicates, and inline secrets. */
+static void config_check_members(struct config_errors *errs, const cJSON *object,
+                                 const char *prefix)
+{
+    for (const cJSON *m = object->child; m; m = m->next) {
+        char path[256];
+
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", m->string);
+        for (const cJSON *p = object->child; p != m; p = p->next) {
+            if (strcmp(p->string, m->string) == 0) {
+                config_error(errs, path, "given more than once");
+                break;
+            }
+        }
+
+        bool inline_secret = false;
+        for (size_t i = 0; i < sizeof(config_inline_secrets) / sizeof(*config_inline_secrets); i++) {
+            if (strcmp(config_inline_secrets[i].name, path) == 0) {
+                config_error(errs, path,
+                             "secrets are not accepted in the configuration file; "
+                             "put it in a file named by \"%s\" or in the environment "
+                             "variable %s",
+                             config_inline_secrets[i].instead, config_inline_secrets[i].env);
+                inline_secret = true;
+            }
+        }
+        if (inline_secret)
+            continue;
+
+        if (config_is_section(path)) {
+            if (!cJSON_IsObject(m))
+                config_error(errs, path, "expected an object, got %s", config_type_name(m));
+            else
+                config_check_members(errs, m, path);
+        } else if (!config_key_find(path)) {
+            config_error(errs, path, "unknown key (see filerepod --help-config)");
+        }
+    }
+}
+
+static const cJSON *config_lookup(const cJSON *root, const char *name)
+{
+    char buf[256];
+    char *save = NULL;
+    const cJSON *node = root;
+
+    snprintf(buf, sizeof(buf), "%s", name);
+    for (char *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
+        if (!cJSON_IsObject(node))
+            return NULL;
+        node = cJSON_GetObjectItemCaseSensitive(node, part);
+        if (!node)
+            return NULL;
+    }
+    return node;
+}
+
+static bool config_valid_host(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+              (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == ':'))
+            return false;
+    return true;
+}
+
+static bool config_valid_domain(const char *s)
+{
+    size_t label = 0;
+
+    if (*s == '\0' || strlen(s) > 253 || *s == '.')
+        return false;
+    for (const char *c = s; *c; c++) {
+        if (*c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                   (*c >= '0' && *c <= '9') || *c == '-') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+/* Reads a secret file into a new string, without its trailing newline. */
+static char *config_read_secret(struct config_errors *errs, const char *key, const char *path)
+{
+    char *secret = NULL;
+    struct stat st;
+    FILE *f;
+    size_t n;
+
+    if (path[0] != '/') {
+        config_error(errs, key, "expected an absolute path, got \"%s\"", path);
+        return NULL;
+    }
+    f = fopen(path, "r");
+    if (!f) {
+        config_error(errs, key, "cannot read secret file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        config_error(errs, key, "secret file %s is not a regular file", path);
+        goto done;
+    }
+    if (st.st_size > CONFIG_MAX_SECRET_SIZE) {
+        config_error(errs, key, "secret file %s is larger than %d bytes", path,
+                     CONFIG_MAX_SECRET_SIZE);
+        goto done;
+    }
+    secret = calloc(1, (size_t)st.st_size + 1);
+    if (!secret)
+        goto done;
+    n = fread(secret, 1, (size_t)st.st_size, f);
+    secret[n] = '\0';
+    while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
+        secret[--n] = '\0';
+    if (n == 0 || strlen(secret) != n) {
+        config_error(errs, key, "secret file %s is empty or holds a NUL byte", path);
+        free(secret);
+        secret = NULL;
+    }
+done:
+    fclose(f);
+    return secret;
+}
+
+static void config_set_string(struct config *config, const struct config_key *key, const char *value)
+{
+    char **slot = (char **)((char *)config + key->offset);
+
+    free(*slot);
+    *slot = strdup(value);
+}
+
+/* Checks one value (from the document, or the default) and stores it. */
+static void config_apply(struct config *config, struct config_errors *errs,
+                         const struct config_key *key, const cJSON *item)
+{
+    const char *text = NULL;
+
+    if (key->type == CONFIG_INT) {
+        double v;
+
+        if (item && !cJSON_IsNumber(item)) {
+            config_error(errs, key->name, "expected an integer from %d to %d, got %s",
+                         key->min, key->max, config_type_name(item));
+            return;
+        }
+        v = item ? item->valuedouble : strtod(key->default_value, NULL);
+        if (v != (double)(long long)v || v < key->min || v > key->max) {
+            config_error(errs, key->name, "expected an integer from %d to %d, got %g",
+                         key->min, key->max, v);
+            return;
+        }
+        *(int *)((char *)config + key->offset) = (int)v;
+        return;
+    }
+
+    if (item) {
+        if (!cJSON_IsString(item)) {
+            config_error(errs, key->name, "expected a string, got %s", config_type_name(item));
+            return;
+        }
+        text = item->valuestring;
+    } else {
+        text = key->default_value;
+    }
+
+    switch (key->type) {
+    case CONFIG_STRING:
+        if (*text == '\0') {
+            config_error(errs, key->name, "expected a non-empty string");
+            return;
+        }
+        break;
+    case CONFIG_HOST:
+        if (!config_valid_host(text)) {
+            config_error(errs, key->name, "expected a host name or IP address, got \"%s\"", text);
+            return;
+        }
+        break;
+    case CONFIG_DOMAIN:
+        if (!config_valid_domain(text)) {
+            config_error(errs, key->name,
+                         "expected a domain JID such as files.example.org, got \"%s\"", text);
+            return;
+        }
+        break;
+    case CONFIG_ABS_PATH:
+        if (text[0] != '/') {
+            config_error(errs, key->name, "expected an absolute path, got \"%s\"", text);
+            return;
+        }
+        break;
+    case CONFIG_CONNINFO: {
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(text, &perr);
+
+        if (!opts) {
+            /* libpq's message would quote the string; it may hold a
+             * password-like value, so give only the verdict. */
+            config_error(errs, key->name, "expected a libpq connection string: %s",
+                         perr ? perr : "out of memory");
+            PQfreemem(perr);
+            return;
+        }
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            if (strcmp(o->keyword, "password") == 0 && o->val) {
+                config_error(errs, key->name,
+                             "must not carry a password; use \"database.password_file\" "
+                             "or the environment variable %s", CONFIG_ENV_DB_PASSWORD);
+                PQconninfoFree(opts);
+                return;
+            }
+        }
+        PQconninfoFree(opts);
+        break;
+    }
+    case CONFIG_LOG_LEVEL: {
+        enum log_level level;
+
+        if (log_level_parse(&level, text) != 0) {
+            config_error(errs, key->name,
+                         "expected one of debug, info, warn, error; got \"%s\"", text);
+            return;
+        }
+        *(enum log_level *)((char *)config + key->offset) = level;
+        return;
+    }
+    case CONFIG_SECRET_FILE: /* handled by config_apply_secret */
+    case CONFIG_INT:         /* handled above */
+        assert(0);
+        return;
+    }
+    config_set_string(config, key, text);
+}
+
+static void config_apply_secret(struct config *config, struct config_errors *errs,
+                                const struct config_key *key, const cJSON *item)
+{
+    char **slot = (char **)((char *)config + key->offset);
+    const char *env;
+
+    if (item) {
+        if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
+            config_error(errs, key->name, "expected the path of a file holding the secret, got %s",
+                         config_type_name(item));
+            return;
+        }
+        *slot = config_read_secret(errs, key->name, item->valuestring);
+        return;
+    }
+    env = getenv(key->env);
+    if (env && *env) {
+        *slot = strdup(env);
+        return;
+    }
+    if (key->required)
+        config_error(errs, key->name,
+                     "required: the path of a file holding the secret "
+                     "(or set the environment variable %s)", key->env);
+}
+
+/* Reads the whole file, refusing absurd sizes. */
+static char *config_read_file(struct config_errors *errs, const char *path, size_t *len)
+{
+    char *text = NULL;
+    struct stat st;
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        config_error(errs, NULL, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        config_error(errs, NULL, "not a regular file");
+        goto done;
+    }
+    if (st.st_size > CONFIG_MAX_FILE_SIZE) {
+        config_error(errs, NULL, "larger than %d bytes", CONFIG_MAX_FILE_SIZE);
+        goto done;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (!text)
+        goto done;
+    *len = fread(text, 1, (size_t)st.st_size, f);
+    text[*len] = '\0';
+    if (strlen(text) != *len) {
+        config_error(errs, NULL, "holds a NUL byte; not a text file");
+        free(text);
+        text = NULL;
+    }
+done:
+    fclose(f);
+    return text;
+}
+
+int config_load(struct config **out, char **errors, const char *path,
+                enum config_purpose purpose)
+{
+    struct config_errors errs = { .path = path };
+    struct config *config = NULL;
+    cJSON *root = NULL;
+    char *text = NULL;
+    size_t len = 0, bad = 0;
+    const char *end = NULL;
+    int error = -1;
+
+    *out = NULL;
+    *errors = NULL;
+
+    config = calloc(1, sizeof(*config));
+    if (!config || !(config->path = strdup(path))) {
+        config_error(&errs, NULL, "out of memory");
+        goto done;
+    }
+    text = config_read_file(&errs, path, &len);
+    if (!text)
+        goto done;
+    if (jsonc_blank_comments(text, len, &bad) != 0) {
+        unsigned line, col;
+
+        jsonc_position(text, bad, &line, &col);
+        config_error(&errs, NULL, "line %u, column %u: comment is never closed", line, col);
+        goto done;
+    }
+    /* cJSON counts the terminating NUL in the length when it is asked to
+     * refuse trailing garbage. */
+    root = cJSON_ParseWithLengthOpts(text, len + 1, &end, true);
+    if (!root) {
+        unsigned line, col;
+        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+
+        if (!end || end < text || end > text + len) {
+            const char *ptr = cJSON_GetErrorPtr();
+            at = ptr && ptr >= text && ptr <= text + len ? (size_t)(ptr - text) : 0;
+        }
+        jsonc_position(text, at, &line, &col);
+        config_error(&errs, NULL, "line %u, column %u: not valid JSON here", line, col);
+        goto done;
+    }
+    if (!cJSON_IsObject(root)) {
+        config_error(&errs, NULL, "expected a JSON object at the top, got %s",
+                     config_type_name(root));
+        goto done;
+    }
+
+    config_check_members(&errs, root, "");
+    for (size_t i = 0; i < CONFIG_KEYS_COUNT; i++) {
+        const struct config_key *key = &config_keys[i];
+        const cJSON *item = config_lookup(root, key->name);
+
+        if (key->type == CONFIG_SECRET_FILE) {
+            /* The CLI only speaks to the catalog: the component secret may
+             * well be readable by the daemon's user alone. */
+            if (purpose == CONFIG_FOR_CLI && key->offset == FIELD(xmpp_secret))
+                continue;
+            config_apply_secret(config, &errs, key, item);
+        }
+        else if (!item && key->required)
+            config_error(&errs, key->name, "required, and missing");
+        else
+            config_apply(config, &errs, key, item);
+    }
+    if (errs.count == 0)
+        error = 0;
+
+done:
+    cJSON_Delete(root);
+    free(text);
+    if (error == 0) {
+        *out = config;
+    } else {
+        config_free(config);
+        *errors = errs.text ? errs.text : strdup("out of memory\n");
+        errs.text = NULL;
+    }
+    free(errs.text);
+    return error;
+}
+
+static void config_wipe_free(char *secret)
+{
+    if (secret) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
+}
+
+void config_free(struct config *config)
+{
+    if (!config)
+        return;
+    free(config->path);
+    free(config->db_conninfo);
+    config_wipe_free(config->db_password);
+    free(config->xmpp_host);
+    free(config->xmpp_component);
+    config_wipe_free(config->xmpp_secret);
+    free(config->xmpp_name);
+    free(config->state_dir);
+    free(config);
+}
+
+void config_print_reference(void)
+{
+    for (size_t i = 0; i < CONFIG_KEYS_COUNT; i++) {
+        const struct config_key *key = &config_keys[i];
+
+        printf("%-32s %s", key->name, key->help);
+        if (key->type == CONFIG_INT)
+            printf(" (%d to %d)", key->min, key->max);
+        if (key->default_value)
+            printf("; default %s", key->default_value);
+        else if (key->required)
+            printf("; required");
+        if (key->env)
+            printf("; or environment %s", key->env);
+        printf("\n");
+    }
+}
