@@ -1,0 +1,159 @@
+"""Runs the real filerepod for integration tests.
+
+The private services of the run (tools/services.sh, started by the ctest
+fixture) are described by $FILEREPO_SERVICES_DIR/services.env.  Each test gets
+a fresh catalog database and a state directory of its own, writes a
+configuration for them, and starts the daemon binary named by $FILEREPOD:
+
+    env = load_services_env()
+    with Daemon(env) as daemon:
+        daemon.wait_log(r"xmpp: connected")
+        ...
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+from xmppclient import load_services_env
+
+__all__ = ["Daemon", "fresh_database", "drop_database", "psql", "write_config",
+           "load_services_env", "binary", "services_script"]
+
+
+def binary(name):
+    """Path of a built program ($FILEREPOD, $FILEREPO)."""
+    path = os.environ.get(name.upper())
+    if not path or not os.access(path, os.X_OK):
+        raise RuntimeError(f"${name.upper()} does not name the built {name}")
+    return path
+
+
+def services_script():
+    return os.path.join(os.environ["FILEREPO_SOURCE_DIR"], "tools", "services.sh")
+
+
+def psql(env, db, sql):
+    """Runs sql in database db of the private cluster; returns stdout lines."""
+    out = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+         "-h", env["PGHOST"], "-U", env["PGUSER"], "-d", db, "-c", sql],
+        check=True, capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line]
+
+
+def fresh_database(env):
+    name = "t_" + uuid.uuid4().hex[:12]
+    psql(env, "postgres", f"CREATE DATABASE {name} TEMPLATE template0")
+    return name
+
+
+def drop_database(env, name):
+    psql(env, "postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def write_config(path, env, db, state_dir, **xmpp):
+    """Writes a filerepod configuration for the private services."""
+    settings = {
+        "host": env["XMPP_HOST"],
+        "port": int(env["XMPP_COMPONENT_PORT"]),
+        # A domain of its own per daemon, so tests running side by side
+        # never share a component (the server accepts any subdomain with
+        # the shared secret).
+        "component": f"files-{uuid.uuid4().hex[:8]}.{env['XMPP_DOMAIN']}",
+        "secret_file": env["XMPP_COMPONENT_SECRET_FILE"],
+    }
+    settings.update(xmpp)
+    import json
+    text = json.dumps({
+        "database": {"conninfo": f"host={env['PGHOST']} user={env['PGUSER']} dbname={db}"},
+        "xmpp": settings,
+        "state_dir": state_dir,
+        "log": {"level": "info"},
+    }, indent=2)
+    with open(path, "w") as f:
+        f.write("// written by tests/integration/harness.py\n" + text + "\n")
+
+
+class Daemon:
+    """A filerepod process with its own catalog database and state dir."""
+
+    def __init__(self, env, extra_args=(), **xmpp):
+        self.env = env
+        self.dir = tempfile.mkdtemp(prefix="filerepod-test-")
+        self.db = fresh_database(env)
+        self.config = os.path.join(self.dir, "filerepod.json")
+        self.log_path = os.path.join(self.dir, "filerepod.log")
+        write_config(self.config, env, self.db, os.path.join(self.dir, "state"), **xmpp)
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self._log = None
+        import json
+        with open(self.config) as f:
+            text = f.read()
+        self.component = json.loads(text[text.index("{"):])["xmpp"]["component"]
+
+    def start(self):
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([binary("filerepod"), "-c", self.config] + self.extra_args,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=30, after=0):
+        """Waits until a log line matches; returns (match, offset after it)."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            text = self.log()
+            m = rx.search(text, after)
+            if m:
+                return m, m.end()
+            if self.proc.poll() is not None:
+                raise AssertionError(f"filerepod exited ({self.proc.returncode}) before "
+                                     f"/{pattern}/; log:\n{text}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no /{pattern}/ in {timeout} s; log:\n{text}")
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Signals the daemon and returns its exit status."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"filerepod did not stop within {timeout} s on {sig!r}")
+        return self.proc.returncode if self.proc else None
+
+    def close(self):
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            if self._log:
+                self._log.close()
+            drop_database(self.env, self.db)
+            if os.environ.get("FILEREPO_KEEP_TEST_DIRS"):
+                print(f"kept {self.dir}")
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            print(f"--- filerepod log ---\n{self.log()}--- end of log ---")
+        self.close()

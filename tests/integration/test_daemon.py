@@ -1,0 +1,91 @@
+"""filerepod on the network: disco#info from an independent client (slixmpp),
+the errors it owes, the catalog it migrated, and a clean stop."""
+
+import signal
+import sys
+import time
+
+from harness import Daemon, load_services_env, psql
+from xmppclient import Client, NS, error_condition, find
+
+DISCO_INFO = "<iq type='get' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def disco_identity_and_features(reply):
+    query = find(reply, "disco_info:query")
+    check(query is not None, f"no disco#info query in {reply!r}")
+    identities = [(i.get("category"), i.get("type"), i.get("name"))
+                  for i in query.findall(f"{{{NS['disco_info']}}}identity")]
+    features = [f.get("var") for f in query.findall(f"{{{NS['disco_info']}}}feature")]
+    return identities, features
+
+
+def main():
+    env = load_services_env()
+    with Daemon(env, name="Test releases") as daemon:
+        component = daemon.component
+        daemon.wait_log(r"catalog: connected, schema version 1 \(1 migration applied\)")
+        daemon.wait_log(r"xmpp: connected as " + component)
+
+        # The migrated catalog.
+        check(psql(env, daemon.db, "SELECT version || ':' || name FROM schema_migration")
+              == ["1:catalog"], "schema_migration after start")
+
+        with Client(env["XMPP_USER_ALICE"], env["XMPP_PASS_ALICE"], env["XMPP_HOST"],
+                    env["XMPP_C2S_PORT"]) as alice:
+            # disco#info on the component's domain: identity and exactly the
+            # features served so far.
+            reply = alice.iq(DISCO_INFO.format(to=component))
+            check(reply.get("type") == "result", f"disco#info: {error_condition(reply)}")
+            identities, features = disco_identity_and_features(reply)
+            check(identities == [("component", "generic", "Test releases")],
+                  f"identities {identities}")
+            check(features == ["http://jabber.org/protocol/disco#info", "urn:xmpp:ping"],
+                  f"features {features}")
+
+            # The same from a JID under the component (XEP-0214 sends its
+            # repository list query to a bare JID such as this).
+            reply = alice.iq(DISCO_INFO.format(to="releases@" + component))
+            check(reply.get("type") == "result" and reply.get("from") == "releases@" + component,
+                  f"disco#info on a user JID: {reply.get('type')} {error_condition(reply)}")
+
+            # A node the daemon does not serve.
+            reply = alice.iq(f"<iq type='get' to='{component}'><query xmlns='"
+                             f"http://jabber.org/protocol/disco#info' node='nope'/></iq>")
+            check(error_condition(reply) == "item-not-found", f"unknown node: {reply!r}")
+
+            # A namespace nobody serves yet.
+            reply = alice.iq(f"<iq type='get' to='{component}'>"
+                             f"<query xmlns='urn:xmpp:fis:0'/></iq>")
+            check(reply.get("type") == "error" and error_condition(reply) == "service-unavailable",
+                  f"unserved namespace: {error_condition(reply)}")
+
+            # XEP-0199 ping.
+            reply = alice.iq(f"<iq type='get' to='{component}'><ping xmlns='urn:xmpp:ping'/></iq>")
+            check(reply.get("type") == "result", f"ping: {error_condition(reply)}")
+
+            # Clean stop on SIGTERM; the component is then gone from the server.
+            started = time.monotonic()
+            status = daemon.stop(signal.SIGTERM)
+            took = time.monotonic() - started
+            check(status == 0, f"exit status {status} after SIGTERM")
+            daemon.wait_log(r"daemon: stopped")
+            print(f"filerepod stopped on SIGTERM in {took:.2f} s")
+            reply = alice.iq(DISCO_INFO.format(to=component))
+            check(reply.get("type") == "error", "the component still answers after stopping")
+
+    # SIGINT stops it as cleanly.
+    with Daemon(env) as daemon:
+        daemon.wait_log(r"xmpp: connected as ")
+        check(daemon.stop(signal.SIGINT) == 0, "exit status after SIGINT")
+        daemon.wait_log(r"daemon: stopping on Interrupt")
+    print("ok")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""filerepod rides out server restarts: ejabberd restarted under the running
+daemon, PostgreSQL restarted and stopped for a while.  Prints how long the
+daemon took to answer again, measured from the moment the server was back."""
+
+import subprocess
+import sys
+import time
+
+from harness import Daemon, load_services_env, psql, services_script
+from xmppclient import Client, error_condition
+
+DISCO_INFO = "<iq type='get' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def services(verb):
+    started = time.monotonic()
+    subprocess.run([services_script(), verb, load_services_env()["FILEREPO_SERVICES_DIR"]],
+                   check=True, stdout=sys.stdout, stderr=sys.stderr)
+    return time.monotonic() - started
+
+
+def alice(env):
+    c = Client(env["XMPP_USER_ALICE"], env["XMPP_PASS_ALICE"], env["XMPP_HOST"],
+               env["XMPP_C2S_PORT"])
+    c.connect()
+    return c
+
+
+def answers(client, component):
+    try:
+        reply = client.iq(DISCO_INFO.format(to=component), timeout=2)
+    except Exception:
+        return False
+    return reply.get("type") == "result"
+
+
+def wait_answer(env, component, deadline_s):
+    """Connects a client and polls disco#info until the daemon answers.
+    Returns the seconds it took."""
+    started = time.monotonic()
+    client = None
+    while time.monotonic() - started < deadline_s:
+        try:
+            client = client or alice(env)
+            if answers(client, component):
+                client.close()
+                return time.monotonic() - started
+        except Exception:
+            if client:
+                client.close()
+            client = None
+        time.sleep(0.1)
+    raise AssertionError(f"the daemon did not answer within {deadline_s} s")
+
+
+def main():
+    env = load_services_env()
+    with Daemon(env) as daemon:
+        component = daemon.component
+        daemon.wait_log(r"xmpp: connected as ")
+        c = alice(env)
+        check(answers(c, component), "answers before the restart")
+        c.close()
+
+        # ejabberd restarted under the running daemon.
+        _, mark = daemon.wait_log(r"xmpp: connected as ")
+        took = services("restart-xmpp")
+        back = wait_answer(env, component, 30)
+        m, _ = daemon.wait_log(r"xmpp: connected as .* (\d+) ms after the loss", after=mark)
+        check("connection to" in daemon.log() and "lost" in daemon.log(),
+              "the loss is logged")
+        print(f"ejabberd restart took {took:.1f} s; filerepod answered again "
+              f"{back:.2f} s after ejabberd was back ({m.group(1)} ms after the loss)")
+
+        # Twice in a row, to be sure the reconnect path is repeatable.
+        _, mark = daemon.wait_log(r"xmpp: connected as ")
+        services("restart-xmpp")
+        back = wait_answer(env, component, 30)
+        print(f"second restart: answered again after {back:.2f} s")
+
+        # PostgreSQL restarted: the loss is noticed at once, the catalog
+        # reconnects, and the XMPP side never stops answering.
+        _, mark = daemon.wait_log(r".*", after=len(daemon.log()))
+        services("restart-pg")
+        m, mark = daemon.wait_log(r"catalog: connection lost", after=mark)
+        m, mark = daemon.wait_log(r"catalog: connected, schema version 1, (\d+) ms after the loss",
+                                  after=mark)
+        print(f"catalog reconnected {m.group(1)} ms after the loss")
+
+        # PostgreSQL away for a while: retried with back-off, XMPP unaffected.
+        services("stop-pg")
+        m, mark = daemon.wait_log(r"catalog: connection lost", after=mark)
+        daemon.wait_log(r"catalog: unavailable: .*retrying in \d+ ms", after=mark)
+        c = alice(env)
+        check(answers(c, component), "disco#info answered while the catalog is down")
+        c.close()
+        services("start-pg")
+        daemon.wait_log(r"catalog: connected, schema version 1", after=mark)
+        check(psql(env, daemon.db, "SELECT count(*) FROM schema_migration") == ["1"],
+              "catalog intact after the restarts")
+
+        check(daemon.stop() == 0, "clean stop after all that")
+
+    # A daemon started while ejabberd is down waits, then connects.
+    services("stop-xmpp")
+    try:
+        with Daemon(env) as daemon:
+            daemon.wait_log(r"xmpp: cannot connect to .*retrying in \d+ ms")
+            daemon.wait_log(r"catalog: connected")
+            services("start-xmpp")
+            back = wait_answer(env, daemon.component, 30)
+            print(f"started without ejabberd: answered {back:.2f} s after ejabberd came up")
+            check(daemon.stop() == 0, "clean stop")
+    finally:
+        services("start-xmpp")
+    print("ok")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+#!/bin/bash
+# The filerepo demo: a private PostgreSQL and ejabberd, filerepod connected to
+# them, and a subscriber's client asking the daemon what it is.
+#   tools/demo.sh          run it, show the answer, then stop everything
+#   tools/demo.sh --keep   leave it all running (stop: tools/demo.sh --stop)
+# Runs as root on a fresh Debian 12 machine: it installs what it needs.
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd -P)
+dir=${FILEREPO_DEMO_DIR:-/tmp/filerepo-demo}
+keep=false
+
+stop_all() {
+    if [ -f "$dir/filerepod.pid" ]; then
+        kill -TERM "$(cat "$dir/filerepod.pid")" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$(cat "$dir/filerepod.pid")" 2>/dev/null || break
+            sleep 0.1
+        done
+        rm -f "$dir/filerepod.pid"
+    fi
+    "$src/tools/services.sh" stop "$dir"
+}
+
+case "${1:-}" in
+    --keep) keep=true ;;
+    --stop) stop_all; exit 0 ;;
+    "") ;;
+    *) echo "usage: tools/demo.sh [--keep | --stop]" >&2; exit 2 ;;
+esac
+
+"$src/tools/deps.sh"
+echo "== building filerepo"
+cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$src/build" -j"$(nproc)" >/dev/null
+
+echo "== starting private PostgreSQL and ejabberd in $dir"
+"$src/tools/services.sh" start "$dir"
+# shellcheck disable=SC1091
+. "$dir/services.env"
+$keep || trap stop_all EXIT
+
+cat >"$dir/filerepod.json" <<JSON
+// The demo's filerepod configuration (see tools/filerepod.example.json).
+{
+    "database": { "conninfo": "host=$PGHOST user=$PGUSER dbname=$PGDATABASE" },
+    "xmpp": {
+        "host": "$XMPP_HOST",
+        "port": $XMPP_COMPONENT_PORT,
+        "component": "$XMPP_COMPONENT_JID",
+        "secret_file": "$XMPP_COMPONENT_SECRET_FILE",
+        "name": "filerepo demo"
+    },
+    "state_dir": "$dir/state"
+}
+JSON
+
+echo "== starting filerepod"
+"$src/build/filerepod" -c "$dir/filerepod.json" >"$dir/filerepod.log" 2>&1 &
+echo $! >"$dir/filerepod.pid"
+for _ in $(seq 100); do
+    grep -q "xmpp: connected" "$dir/filerepod.log" && break
+    kill -0 "$(cat "$dir/filerepod.pid")" 2>/dev/null || { cat "$dir/filerepod.log"; exit 1; }
+    sleep 0.1
+done
+cat "$dir/filerepod.log"
+
+echo "== $XMPP_USER_ALICE asks $XMPP_COMPONENT_JID what it is (XEP-0030 disco#info)"
+/usr/bin/python3 "$src/tools/demo_query.py" "$dir"
+
+if $keep; then
+    echo "== left running: filerepod (log $dir/filerepod.log), PostgreSQL and ejabberd in $dir"
+    echo "   stop it all with: tools/demo.sh --stop"
+fi
