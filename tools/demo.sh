@@ -18,6 +18,7 @@ stop_all() {
             sleep 0.1
         done
         rm -f "$dir/filerepod.pid"
+        tail -n 1 "$dir/filerepod.log"
     fi
     "$src/tools/services.sh" stop "$dir"
 }

@@ -2,19 +2,29 @@
 disco#info, printing the stanza sent and the one received.
 Usage: /usr/bin/python3 tools/demo_query.py SERVICES_DIR"""
 
+import logging
 import os
 import sys
-import xml.dom.minidom
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import quoteattr
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
+logging.getLogger("slixmpp").setLevel(logging.ERROR)  # its import-time notices
 from xmppclient import Client, load_services_env  # noqa: E402
 
 
-def pretty(el):
-    text = ET.tostring(el, encoding="unicode")
-    return xml.dom.minidom.parseString(text).toprettyxml(indent="  ").split("\n", 1)[1]
+def pretty(el, parent_ns="jabber:client", depth=0):
+    """The element as it looks on the wire: an xmlns where it changes."""
+    ns, _, name = el.tag[1:].partition("}") if el.tag.startswith("{") else ("", "", el.tag)
+    attrs = "".join(f" {k}={quoteattr(v)}" for k, v in el.attrib.items())
+    if ns and ns != parent_ns:
+        attrs = f" xmlns={quoteattr(ns)}" + attrs
+    pad = "  " * depth
+    if len(el) == 0:
+        return f"{pad}<{name}{attrs}/>\n"
+    inner = "".join(pretty(child, ns or parent_ns, depth + 1) for child in el)
+    return f"{pad}<{name}{attrs}>\n{inner}{pad}</{name}>\n"
 
 
 def main():
