@@ -11,7 +11,7 @@ libssl-dev zlib1g-dev libcmocka-dev
 postgresql postgresql-contrib
 ejabberd erlang-dev
 python3 python3-slixmpp
-valgrind procps iproute2 netcat-openbsd
+valgrind procps iproute2 util-linux openssl
 "
 
 missing=""
