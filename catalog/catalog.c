@@ -75,17 +75,27 @@ static void catalog_ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
-int catalog_connect(struct catalog *catalog)
-{
-    /* Later keywords win over the expanded dbname string, earlier ones
-     * lose to it: the timeout is a default, the password is ours. */
-    const char *keys[] = { "connect_timeout", "application_name", "dbname",
-                           catalog->password ? "password" : NULL, NULL };
-    const char *values[] = { CATALOG_DEFAULT_CONNECT_TIMEOUT, "filerepo", catalog->conninfo,
-                             catalog->password, NULL };
+/* Keyword lists for PQconnectdbParams / PQconnectStartParams.  Later
+ * keywords win over the expanded dbname string, earlier ones lose to it: the
+ * timeout and the application name are defaults, the password is ours. */
+struct catalog_params {
+    const char *keys[5];
+    const char *values[5];
+};
 
-    catalog_disconnect(catalog);
-    catalog->conn = PQconnectdbParams(keys, values, 1);
+static void catalog_params_fill(const struct catalog *catalog, struct catalog_params *p)
+{
+    *p = (struct catalog_params){
+        .keys = { "connect_timeout", "application_name", "dbname",
+                  catalog->password ? "password" : NULL, NULL },
+        .values = { CATALOG_DEFAULT_CONNECT_TIMEOUT, "filerepo", catalog->conninfo,
+                    catalog->password, NULL },
+    };
+}
+
+/* Checks a finished connection attempt; keeps it on success. */
+static int catalog_connect_finish(struct catalog *catalog)
+{
     if (!catalog->conn) {
         catalog_set_error(catalog, "out of memory");
         return FR_ENOMEM;
@@ -98,6 +108,49 @@ int catalog_connect(struct catalog *catalog)
     PQsetNoticeProcessor(catalog->conn, catalog_ignore_notice, NULL);
     catalog->error[0] = '\0';
     return 0;
+}
+
+int catalog_connect(struct catalog *catalog)
+{
+    struct catalog_params p;
+
+    catalog_disconnect(catalog);
+    catalog_params_fill(catalog, &p);
+    catalog->conn = PQconnectdbParams(p.keys, p.values, 1);
+    return catalog_connect_finish(catalog);
+}
+
+int catalog_connect_start(struct catalog *catalog)
+{
+    struct catalog_params p;
+
+    catalog_disconnect(catalog);
+    catalog_params_fill(catalog, &p);
+    catalog->conn = PQconnectStartParams(p.keys, p.values, 1);
+    if (catalog->conn && PQstatus(catalog->conn) == CONNECTION_BAD)
+        return catalog_connect_finish(catalog);
+    return catalog->conn ? 0 : catalog_connect_finish(catalog);
+}
+
+int catalog_connect_poll(struct catalog *catalog, bool *want_write)
+{
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connecting");
+        return FR_ECONN;
+    }
+    switch (PQconnectPoll(catalog->conn)) {
+    case PGRES_POLLING_READING:
+        *want_write = false;
+        return 1;
+    case PGRES_POLLING_WRITING:
+        *want_write = true;
+        return 1;
+    case PGRES_POLLING_OK:
+        return catalog_connect_finish(catalog);
+    case PGRES_POLLING_FAILED:
+    default:
+        return catalog_connect_finish(catalog);
+    }
 }
 
 bool catalog_is_connected(const struct catalog *catalog)

@@ -36,6 +36,25 @@ void catalog_free(struct catalog *catalog);
  */
 int catalog_connect(struct catalog *catalog);
 
+/**
+ * Starts connecting without blocking (for an event loop), dropping any
+ * earlier connection first.  Drive it with catalog_connect_poll().
+ * Returns 0 when under way, or FR_ECONN with the reason in
+ * catalog_last_error().
+ */
+int catalog_connect_start(struct catalog *catalog);
+
+/**
+ * Advances a connection started with catalog_connect_start(): call it when
+ * catalog_socket() is ready for what *want_write asked last (writing when
+ * true, reading when false; first call: writing).
+ * Returns 1 while still connecting (sets *want_write), 0 once connected, or
+ * FR_ECONN (the reason in catalog_last_error(); the attempt is dropped).
+ * The caller enforces its own deadline and calls catalog_disconnect() when
+ * it passes.
+ */
+int catalog_connect_poll(struct catalog *catalog, bool *want_write);
+
 /** Drops the connection, if any. */
 void catalog_disconnect(struct catalog *catalog);
 

@@ -16,6 +16,7 @@
 #include "fr_error.h"
 #include "log.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -259,8 +260,11 @@ static void component_attempt(struct component *component, uint64_t now)
     }
 }
 
-int component_fd(const struct component *component)
+int component_fd(const struct component *component, short *events)
 {
+    *events = POLLIN;
+    if (component->fd >= 0 && xmpp_conn_send_queue_len(component->conn) > 0)
+        *events |= POLLOUT;
     return component->fd;
 }
 
@@ -289,7 +293,12 @@ void component_run(struct component *component, uint64_t now_ms)
 {
     if (component->state == COMPONENT_WAITING && now_ms >= component->next_attempt_ms)
         component_attempt(component, now_ms);
-    if (component->state != COMPONENT_WAITING && component->state != COMPONENT_STOPPED)
+    if (component->state == COMPONENT_WAITING || component->state == COMPONENT_STOPPED)
+        return;
+    xmpp_run_once(component->ctx, 0);
+    /* libstrophe writes its send queue at the start of a pass: replies made
+     * during this one would wait for the next wake-up.  Flush them now. */
+    if (xmpp_conn_send_queue_len(component->conn) > 0)
         xmpp_run_once(component->ctx, 0);
 }
 

@@ -29,8 +29,11 @@ int component_new(struct component **out, const struct config *config, struct se
 /** Frees the component and its libstrophe context; NULL is fine. */
 void component_free(struct component *component);
 
-/** Returns the socket to poll for reading, or -1 when there is none. */
-int component_fd(const struct component *component);
+/**
+ * Returns the socket to poll, or -1 when there is none, and sets *events
+ * (POLLIN, and POLLOUT while stanzas wait to be written).
+ */
+int component_fd(const struct component *component, short *events);
 
 /** Returns how many ms may pass before component_run() must be called. */
 int component_timeout_ms(const struct component *component, uint64_t now_ms);

@@ -3,16 +3,16 @@
  *
  * Each pass: poll the signalfd, the catalog's socket and the component's
  * socket with a timeout no longer than the nearest timer, then give every
- * part its turn.  The catalog is connected (and migrated) before anything
- * uses it and reconnected with back-off after a loss; the XMPP side does the
- * same on its own (component.c), so either server may restart under a
- * running daemon.
+ * part its turn.  The catalog connection is kept up by keeper.c and the XMPP
+ * stream by component.c, each reconnecting with back-off on its own, so
+ * either server may restart under a running daemon.
  */
 #include "daemon.h"
 #include "catalog.h"
 #include "clock.h"
 #include "component.h"
 #include "fr_error.h"
+#include "keeper.h"
 #include "log.h"
 #include "service.h"
 
@@ -25,21 +25,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DAEMON_BACKOFF_MIN_MS 250u
 #define DAEMON_STOP_GRACE_MS 3000u
 
 struct daemon {
     const struct config *config;   /* borrowed */
     struct catalog *catalog;       /* owned */
+    struct keeper *keeper;         /* owned: keeps the catalog connected */
     struct service *service;       /* owned */
     struct component *component;   /* owned */
     int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP */
     bool stopping;                 /* a stop was asked for */
-    bool fatal;                    /* stopping because it cannot go on */
     uint64_t stop_deadline_ms;     /* give up on a clean XMPP close then */
-    uint64_t catalog_next_ms;      /* when to try the catalog again */
-    unsigned catalog_backoff_ms;   /* delay after the next failure */
-    uint64_t catalog_lost_at_ms;   /* when the catalog was lost, 0: never */
 };
 
 static int daemon_signals_open(void)
@@ -79,48 +75,6 @@ static void daemon_on_signal(struct daemon *d)
     }
 }
 
-/* Connects and migrates; on failure schedules the next try. */
-static void daemon_catalog_connect(struct daemon *d, uint64_t now)
-{
-    unsigned cap = (unsigned)d->config->db_reconnect_max_seconds * 1000u;
-    int applied = 0, version = 0;
-    int error;
-
-    error = catalog_connect(d->catalog);
-    if (error == 0)
-        error = catalog_migrate(d->catalog, &applied, &version);
-    if (error == 0) {
-        if (d->catalog_lost_at_ms)
-            log_info("catalog", "connected, schema version %d, %llu ms after the loss",
-                     version, (unsigned long long)(clock_now_ms() - d->catalog_lost_at_ms));
-        else
-            log_info("catalog", "connected, schema version %d (%d migration%s applied)",
-                     version, applied, applied == 1 ? "" : "s");
-        d->catalog_backoff_ms = DAEMON_BACKOFF_MIN_MS;
-        return;
-    }
-    if (error == FR_ESCHEMA) {
-        log_error("catalog", "%s", catalog_last_error(d->catalog));
-        d->fatal = true;
-        return;
-    }
-    catalog_disconnect(d->catalog);
-    log_warn("catalog", "unavailable: %s; retrying in %u ms", catalog_last_error(d->catalog),
-             d->catalog_backoff_ms);
-    d->catalog_next_ms = now + d->catalog_backoff_ms;
-    d->catalog_backoff_ms = d->catalog_backoff_ms * 2 > cap ? cap : d->catalog_backoff_ms * 2;
-}
-
-static void daemon_on_catalog(struct daemon *d, uint64_t now)
-{
-    if (catalog_consume(d->catalog) == 0)
-        return;
-    log_warn("catalog", "connection lost: %s; reconnecting", catalog_last_error(d->catalog));
-    d->catalog_lost_at_ms = now;
-    d->catalog_backoff_ms = DAEMON_BACKOFF_MIN_MS;
-    d->catalog_next_ms = now;
-}
-
 static int daemon_state_dir_prepare(const struct config *config)
 {
     struct stat st;
@@ -138,23 +92,22 @@ static int daemon_state_dir_prepare(const struct config *config)
     return 0;
 }
 
+/* The shortest of the parts' timeouts; a second when none needs a turn. */
 static int daemon_timeout(struct daemon *d, uint64_t now)
 {
-    int timeout = component_timeout_ms(d->component, now);
+    int a = component_timeout_ms(d->component, now);
+    int b = keeper_timeout_ms(d->keeper, now);
 
-    if (!catalog_is_connected(d->catalog)) {
-        int t = d->catalog_next_ms > now ? (int)(d->catalog_next_ms - now) : 0;
-
-        if (timeout < 0 || t < timeout)
-            timeout = t;
-    }
-    return timeout < 0 ? 1000 : timeout;
+    if (a < 0)
+        a = b;
+    else if (b >= 0 && b < a)
+        a = b;
+    return a < 0 ? 1000 : a;
 }
 
 int daemon_run(const struct config *config)
 {
-    struct daemon d = { .config = config, .signal_fd = -1,
-                        .catalog_backoff_ms = DAEMON_BACKOFF_MIN_MS };
+    struct daemon d = { .config = config, .signal_fd = -1 };
     int error = FR_ERROR;
 
     if (daemon_state_dir_prepare(config) != 0)
@@ -165,6 +118,7 @@ int daemon_run(const struct config *config)
         goto done;
     }
     if (catalog_new(&d.catalog, config->db_conninfo, config->db_password) != 0 ||
+        keeper_new(&d.keeper, d.catalog, config->db_reconnect_max_seconds) != 0 ||
         service_new(&d.service, config->xmpp_name) != 0 ||
         component_new(&d.component, config, d.service) != 0) {
         log_error("daemon", "out of memory");
@@ -173,22 +127,27 @@ int daemon_run(const struct config *config)
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);
 
-    daemon_catalog_connect(&d, clock_now_ms());
-    while (!d.fatal) {
+    /* The catalog and the XMPP stream come up independently: either may be
+     * down at start, and disco#info needs no catalog. */
+    while (!keeper_is_fatal(d.keeper)) {
         uint64_t now = clock_now_ms();
         struct pollfd fds[3];
+        short cat_events = 0, xmpp_events = 0;
+        int cat_fd = keeper_fd(d.keeper, &cat_events);
+        int xmpp_fd = component_fd(d.component, &xmpp_events);
+        int cat_slot = -1;
         nfds_t n = 0;
-        int cat_fd = catalog_socket(d.catalog);
-        int xmpp_fd = component_fd(d.component);
 
         if (d.stopping && (component_is_stopped(d.component) || now >= d.stop_deadline_ms))
             break;
 
         fds[n++] = (struct pollfd){ .fd = d.signal_fd, .events = POLLIN };
-        if (cat_fd >= 0)
-            fds[n++] = (struct pollfd){ .fd = cat_fd, .events = POLLIN };
+        if (cat_fd >= 0) {
+            cat_slot = (int)n;
+            fds[n++] = (struct pollfd){ .fd = cat_fd, .events = cat_events };
+        }
         if (xmpp_fd >= 0)
-            fds[n++] = (struct pollfd){ .fd = xmpp_fd, .events = POLLIN };
+            fds[n++] = (struct pollfd){ .fd = xmpp_fd, .events = xmpp_events };
 
         if (poll(fds, n, daemon_timeout(&d, now)) < 0 && errno != EINTR) {
             log_error("daemon", "poll: %s", strerror(errno));
@@ -197,13 +156,12 @@ int daemon_run(const struct config *config)
         now = clock_now_ms();
         if (fds[0].revents)
             daemon_on_signal(&d);
-        if (cat_fd >= 0 && fds[1].revents)
-            daemon_on_catalog(&d, now);
-        if (!d.stopping && !catalog_is_connected(d.catalog) && now >= d.catalog_next_ms)
-            daemon_catalog_connect(&d, now);
-        component_run(d.component, now);
+        if (!d.stopping)
+            keeper_run(d.keeper, cat_slot >= 0 ? fds[cat_slot].revents : 0, now);
+        if (!keeper_is_fatal(d.keeper))
+            component_run(d.component, now);
     }
-    if (d.fatal) {
+    if (keeper_is_fatal(d.keeper)) {
         log_error("daemon", "cannot go on; stopping");
         goto done;
     }
@@ -213,6 +171,7 @@ int daemon_run(const struct config *config)
 done:
     component_free(d.component);
     service_free(d.service);
+    keeper_free(d.keeper);
     catalog_free(d.catalog);
     if (d.signal_fd >= 0)
         close(d.signal_fd);
