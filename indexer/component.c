@@ -12,6 +12,7 @@
  * it on each connect and keeps the handlers the service registered.
  */
 #include "component.h"
+#include "backoff.h"
 #include "clock.h"
 #include "fr_error.h"
 #include "log.h"
@@ -19,8 +20,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define COMPONENT_BACKOFF_MIN_MS 250u
 
 enum component_state {
     COMPONENT_WAITING,
@@ -48,7 +47,7 @@ struct component {
     uint64_t next_attempt_ms;     /* WAITING: when to try again */
     uint64_t attempt_started_ms;  /* CONNECTING: when this attempt began */
     uint64_t lost_at_ms;          /* when the stream was last lost, 0: never */
-    unsigned backoff_ms;          /* delay before the next attempt */
+    struct backoff backoff;       /* delays between attempts */
     unsigned attempts;            /* failed attempts since the last success */
 };
 
@@ -138,7 +137,7 @@ int component_new(struct component **out, const struct config *config, struct se
     component->config = config;
     component->service = service;
     component->fd = -1;
-    component->backoff_ms = COMPONENT_BACKOFF_MIN_MS;
+    backoff_init(&component->backoff, config->xmpp_reconnect_max_seconds);
     component->state = COMPONENT_WAITING;
     component->ctx = xmpp_ctx_new(NULL, &component_logger);
     if (component->ctx)
@@ -171,10 +170,7 @@ void component_free(struct component *component)
 
 static void component_schedule_retry(struct component *component, uint64_t now)
 {
-    unsigned cap = (unsigned)component->config->xmpp_reconnect_max_seconds * 1000u;
-
-    component->next_attempt_ms = now + component->backoff_ms;
-    component->backoff_ms = component->backoff_ms * 2 > cap ? cap : component->backoff_ms * 2;
+    component->next_attempt_ms = now + backoff_next(&component->backoff);
     component_enter_state(component, COMPONENT_WAITING);
 }
 
@@ -196,7 +192,7 @@ static void component_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
                      config->xmpp_host, config->xmpp_port,
                      (unsigned long long)(now - component->attempt_started_ms));
         component->attempts = 0;
-        component->backoff_ms = COMPONENT_BACKOFF_MIN_MS;
+        backoff_reset(&component->backoff);
         service_attach(component->service, conn);
         component_enter_state(component, COMPONENT_CONNECTED);
         return;
@@ -213,7 +209,7 @@ static void component_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
 
     if (was_connected) {
         component->lost_at_ms = now;
-        component->backoff_ms = COMPONENT_BACKOFF_MIN_MS;
+        backoff_reset(&component->backoff);
     }
     component->attempts++;
     component_schedule_retry(component, now);

@@ -11,13 +11,13 @@
  * accepted us; connecting never blocks.
  */
 #include "keeper.h"
+#include "backoff.h"
 #include "fr_error.h"
 #include "log.h"
 
 #include <poll.h>
 #include <stdlib.h>
 
-#define KEEPER_BACKOFF_MIN_MS 250u
 #define KEEPER_CONNECT_TIMEOUT_MS 10000u
 
 enum keeper_state {
@@ -37,8 +37,7 @@ static const char *const keeper_state_names[] = {
 struct keeper {
     struct catalog *catalog;    /* borrowed */
     enum keeper_state state;    /* see the overview */
-    unsigned backoff_max_ms;    /* database.reconnect_max_seconds */
-    unsigned backoff_ms;        /* delay after the next failure */
+    struct backoff backoff;     /* delays between attempts */
     uint64_t next_attempt_ms;   /* WAITING: when to try again */
     uint64_t deadline_ms;       /* CONNECTING: give up then */
     bool want_write;            /* CONNECTING: libpq waits to write */
@@ -63,8 +62,7 @@ int keeper_new(struct keeper **out, struct catalog *catalog, int reconnect_max_s
         return FR_ENOMEM;
     keeper->catalog = catalog;
     keeper->state = KEEPER_WAITING;
-    keeper->backoff_max_ms = (unsigned)reconnect_max_seconds * 1000u;
-    keeper->backoff_ms = KEEPER_BACKOFF_MIN_MS;
+    backoff_init(&keeper->backoff, reconnect_max_seconds);
     *out = keeper;
     return 0;
 }
@@ -76,12 +74,11 @@ void keeper_free(struct keeper *keeper)
 
 static void keeper_retry_later(struct keeper *keeper, uint64_t now, const char *reason)
 {
+    unsigned wait = backoff_next(&keeper->backoff);
+
     catalog_disconnect(keeper->catalog);
-    log_warn("catalog", "unavailable: %s; retrying in %u ms", reason, keeper->backoff_ms);
-    keeper->next_attempt_ms = now + keeper->backoff_ms;
-    keeper->backoff_ms = keeper->backoff_ms * 2 > keeper->backoff_max_ms
-                             ? keeper->backoff_max_ms
-                             : keeper->backoff_ms * 2;
+    log_warn("catalog", "unavailable: %s; retrying in %u ms", reason, wait);
+    keeper->next_attempt_ms = now + wait;
     keeper_enter_state(keeper, KEEPER_WAITING);
 }
 
@@ -118,7 +115,7 @@ static void keeper_connected(struct keeper *keeper, uint64_t now)
     else
         log_info("catalog", "connected, schema version %d (%d migration%s applied)", version,
                  applied, applied == 1 ? "" : "s");
-    keeper->backoff_ms = KEEPER_BACKOFF_MIN_MS;
+    backoff_reset(&keeper->backoff);
     keeper_enter_state(keeper, KEEPER_CONNECTED);
 }
 
@@ -183,7 +180,7 @@ void keeper_run(struct keeper *keeper, short revents, uint64_t now_ms)
             log_warn("catalog", "connection lost: %s; reconnecting",
                      catalog_last_error(keeper->catalog));
             keeper->lost_at_ms = now_ms;
-            keeper->backoff_ms = KEEPER_BACKOFF_MIN_MS;
+            backoff_reset(&keeper->backoff);
             keeper->next_attempt_ms = now_ms;
             keeper_enter_state(keeper, KEEPER_WAITING);
             keeper_start(keeper, now_ms);

@@ -23,7 +23,18 @@ import uuid
 from xmppclient import load_services_env
 
 __all__ = ["Daemon", "fresh_database", "drop_database", "psql", "write_config",
-           "load_services_env", "binary", "services_script"]
+           "load_services_env", "binary", "services", "services_script", "check",
+           "DISCO_INFO"]
+
+# A disco#info request; format with to=JID.
+DISCO_INFO = ("<iq type='get' to='{to}'>"
+              "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+
+
+def check(cond, what):
+    """Fails the test with `what` unless cond holds."""
+    if not cond:
+        raise AssertionError(what)
 
 
 def binary(name):
@@ -36,6 +47,15 @@ def binary(name):
 
 def services_script():
     return os.path.join(os.environ["FILEREPO_SOURCE_DIR"], "tools", "services.sh")
+
+
+def services(verb, services_dir=None):
+    """Runs tools/services.sh VERB DIR (DIR: this run's services); returns
+    the completed process.  Its output goes to the test's output."""
+    import sys
+    services_dir = services_dir or os.environ["FILEREPO_SERVICES_DIR"]
+    return subprocess.run([services_script(), verb, services_dir],
+                          stdout=sys.stdout, stderr=sys.stderr)
 
 
 def psql(env, db, sql):

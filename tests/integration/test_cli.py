@@ -7,12 +7,9 @@ import subprocess
 import sys
 import tempfile
 
-from harness import binary, drop_database, fresh_database, load_services_env, psql, write_config
+from harness import (binary, check, drop_database, fresh_database, load_services_env, psql,
+                     write_config)
 
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def run(*args, env=None):

@@ -5,15 +5,10 @@ import signal
 import sys
 import time
 
-from harness import Daemon, load_services_env, psql
+from harness import DISCO_INFO, Daemon, check, load_services_env, psql
 from xmppclient import Client, NS, error_condition, find
 
-DISCO_INFO = "<iq type='get' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
 
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def disco_identity_and_features(reply):

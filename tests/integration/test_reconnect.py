@@ -2,25 +2,19 @@
 daemon, PostgreSQL restarted and stopped for a while.  Prints how long the
 daemon took to answer again, measured from the moment the server was back."""
 
-import subprocess
 import sys
 import time
 
-from harness import Daemon, load_services_env, psql, services_script
-from xmppclient import Client, error_condition
-
-DISCO_INFO = "<iq type='get' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+from harness import DISCO_INFO, Daemon, check, load_services_env, psql, services
+from xmppclient import Client
 
 
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
-def services(verb):
+def timed(verb):
+    """Runs tools/services.sh VERB on this run's services; returns seconds."""
     started = time.monotonic()
-    subprocess.run([services_script(), verb, load_services_env()["FILEREPO_SERVICES_DIR"]],
-                   check=True, stdout=sys.stdout, stderr=sys.stderr)
+    check(services(verb).returncode == 0, f"services.sh {verb}")
     return time.monotonic() - started
 
 
@@ -69,7 +63,7 @@ def main():
 
         # ejabberd restarted under the running daemon.
         _, mark = daemon.wait_log(r"xmpp: connected as ")
-        took = services("restart-xmpp")
+        took = timed("restart-xmpp")
         back = wait_answer(env, component, 30)
         m, _ = daemon.wait_log(r"xmpp: connected as .* (\d+) ms after the loss", after=mark)
         check("connection to" in daemon.log() and "lost" in daemon.log(),
@@ -79,27 +73,27 @@ def main():
 
         # Twice in a row, to be sure the reconnect path is repeatable.
         _, mark = daemon.wait_log(r"xmpp: connected as ")
-        services("restart-xmpp")
+        timed("restart-xmpp")
         back = wait_answer(env, component, 30)
         print(f"second restart: answered again after {back:.2f} s")
 
         # PostgreSQL restarted: the loss is noticed at once, the catalog
         # reconnects, and the XMPP side never stops answering.
         _, mark = daemon.wait_log(r".*", after=len(daemon.log()))
-        services("restart-pg")
+        timed("restart-pg")
         m, mark = daemon.wait_log(r"catalog: connection lost", after=mark)
         m, mark = daemon.wait_log(r"catalog: connected, schema version 1, (\d+) ms after the loss",
                                   after=mark)
         print(f"catalog reconnected {m.group(1)} ms after the loss")
 
         # PostgreSQL away for a while: retried with back-off, XMPP unaffected.
-        services("stop-pg")
+        timed("stop-pg")
         m, mark = daemon.wait_log(r"catalog: connection lost", after=mark)
         daemon.wait_log(r"catalog: unavailable: .*retrying in \d+ ms", after=mark)
         c = alice(env)
         check(answers(c, component), "disco#info answered while the catalog is down")
         c.close()
-        services("start-pg")
+        timed("start-pg")
         daemon.wait_log(r"catalog: connected, schema version 1", after=mark)
         check(psql(env, daemon.db, "SELECT count(*) FROM schema_migration") == ["1"],
               "catalog intact after the restarts")
@@ -107,17 +101,17 @@ def main():
         check(daemon.stop() == 0, "clean stop after all that")
 
     # A daemon started while ejabberd is down waits, then connects.
-    services("stop-xmpp")
+    timed("stop-xmpp")
     try:
         with Daemon(env) as daemon:
             daemon.wait_log(r"xmpp: cannot connect to .*retrying in \d+ ms")
             daemon.wait_log(r"catalog: connected")
-            services("start-xmpp")
+            timed("start-xmpp")
             back = wait_answer(env, daemon.component, 30)
             print(f"started without ejabberd: answered {back:.2f} s after ejabberd came up")
             check(daemon.stop() == 0, "clean stop")
     finally:
-        services("start-xmpp")
+        timed("start-xmpp")
     print("ok")
 
 

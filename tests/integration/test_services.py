@@ -8,19 +8,10 @@ import subprocess
 import sys
 import tempfile
 
-from harness import load_services_env, services_script
+from harness import DISCO_INFO, check, load_services_env, services
 from xmppclient import Client
 
-DISCO_INFO = "<iq type='get' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
 
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def services(verb, d):
-    return subprocess.run([services_script(), verb, d], stdout=sys.stdout, stderr=sys.stderr)
 
 
 def processes_of(d):

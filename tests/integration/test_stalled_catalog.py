@@ -6,15 +6,10 @@ import socket
 import sys
 import time
 
-from harness import Daemon, load_services_env
+from harness import DISCO_INFO, Daemon, check, load_services_env
 from xmppclient import Client
 
-DISCO_INFO = "<iq type='get' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
 
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def main():
