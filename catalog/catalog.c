@@ -222,28 +222,6 @@ int catalog_command(struct catalog *catalog, const char *sql)
     return 0;
 }
 
-int catalog_listen(struct catalog *catalog, const char *channel)
-{
-    char sql[128];
-    char *quoted;
-    int error;
-
-    if (!catalog->conn) {
-        catalog_set_error(catalog, "not connected");
-        return FR_ECONN;
-    }
-    quoted = PQescapeIdentifier(catalog->conn, channel, strlen(channel));
-    if (!quoted || strlen(quoted) + 8 > sizeof(sql)) {
-        catalog_set_error(catalog, "bad channel name");
-        PQfreemem(quoted);
-        return FR_EINVAL;
-    }
-    snprintf(sql, sizeof(sql), "LISTEN %s", quoted);
-    PQfreemem(quoted);
-    error = catalog_command(catalog, sql);
-    return error;
-}
-
 const char *catalog_last_error(const struct catalog *catalog)
 {
     return catalog->error;

@@ -72,12 +72,6 @@ int catalog_socket(const struct catalog *catalog);
 int catalog_consume(struct catalog *catalog);
 
 /**
- * Subscribes the connection to NOTIFY on `channel` (an SQL identifier).
- * Returns 0, FR_EINVAL for a bad name, or FR_ECONN.
- */
-int catalog_listen(struct catalog *catalog, const char *channel);
-
-/**
  * Applies every migration this binary carries that the database has not
  * recorded yet, all in one transaction, serialized against other processes
  * doing the same.  *applied gets how many were applied (0 when up to date)

@@ -59,6 +59,14 @@ def main():
             check(r.returncode == 78 and f"{bad}: line 4, column" in r.stderr,
                   f"syntax error position: {r.stderr}")
 
+            # --help-config lists every key, and the README documents each.
+            r = run(binary("filerepod"), "--help-config")
+            keys = [line.split()[0] for line in r.stdout.splitlines()]
+            check(r.returncode == 0 and "xmpp.component" in keys, f"--help-config: {r.stdout}")
+            readme = open(os.path.join(os.environ["FILEREPO_SOURCE_DIR"], "README.md")).read()
+            missing = [k for k in keys if f"| `{k}` |" not in readme]
+            check(not missing, f"keys missing from the README's reference: {missing}")
+
             # filerepo migrate, twice; schema before and after.
             r = run(binary("filerepo"), "-c", good, "schema", "--json")
             check(r.returncode == 0 and json.loads(r.stdout) == {"catalog": 0, "known": 1},
