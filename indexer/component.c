@@ -174,6 +174,18 @@ static void component_schedule_retry(struct component *component, uint64_t now)
     component_enter_state(component, COMPONENT_WAITING);
 }
 
+/* The defined condition of a stream error, as the server named it. */
+static const char *component_stream_condition(const xmpp_stream_error_t *stream_error)
+{
+    xmpp_stanza_t *stanza = stream_error->stanza;
+
+    for (xmpp_stanza_t *c = stanza ? xmpp_stanza_get_children(stanza) : NULL; c;
+         c = xmpp_stanza_get_next(c))
+        if (xmpp_stanza_is_tag(c) && strcmp(xmpp_stanza_get_name(c), "text") != 0)
+            return xmpp_stanza_get_name(c);
+    return "undefined-condition";
+}
+
 static void component_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int error,
                               xmpp_stream_error_t *stream_error, void *userdata)
 {
@@ -215,16 +227,16 @@ static void component_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
     component_schedule_retry(component, now);
 
     unsigned delay = (unsigned)(component->next_attempt_ms - now);
-    if (stream_error) {
+    if (stream_error && stream_error->type == XMPP_SE_NOT_AUTHORIZED) {
+        log_error("xmpp", "the server refused the component handshake for %s: check "
+                  "xmpp.secret_file against the server's component password; retrying in %u ms",
+                  config->xmpp_component, delay);
+    } else if (stream_error) {
         const char *why = stream_error->text ? stream_error->text : "";
 
-        log_warn("xmpp", "stream closed by %s:%d: stream error %d%s%s%s; retrying in %u ms",
-                 config->xmpp_host, config->xmpp_port, (int)stream_error->type,
+        log_warn("xmpp", "stream closed by %s:%d: %s%s%s%s; retrying in %u ms",
+                 config->xmpp_host, config->xmpp_port, component_stream_condition(stream_error),
                  *why ? " (" : "", why, *why ? ")" : "", delay);
-        if (stream_error->type == XMPP_SE_NOT_AUTHORIZED)
-            log_error("xmpp", "the server refused the component handshake for %s: check "
-                      "xmpp.secret_file against the server's component password",
-                      config->xmpp_component);
     } else if (was_connected) {
         log_warn("xmpp", "connection to %s:%d lost%s%s; retrying in %u ms", config->xmpp_host,
                  config->xmpp_port, error ? ": " : "", error ? strerror(error) : "", delay);

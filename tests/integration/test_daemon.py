@@ -1,8 +1,10 @@
 """filerepod on the network: disco#info from an independent client (slixmpp),
 the errors it owes, the catalog it migrated, and a clean stop."""
 
+import re
 import signal
 import sys
+import tempfile
 import time
 
 from harness import DISCO_INFO, Daemon, check, load_services_env, psql
@@ -18,6 +20,19 @@ def disco_identity_and_features(reply):
                   for i in query.findall(f"{{{NS['disco_info']}}}identity")]
     features = [f.get("var") for f in query.findall(f"{{{NS['disco_info']}}}feature")]
     return identities, features
+
+
+def refused(env, secret_file):
+    """A wrong component secret: the refusal is explained, retried with
+    back-off, and the daemon stays up and stoppable."""
+    with Daemon(env, secret_file=secret_file) as daemon:
+        daemon.wait_log(r"xmpp: the server refused the component handshake for "
+                        + re.escape(daemon.component) + r": check xmpp.secret_file")
+        _, mark = daemon.wait_log(r"retrying in (\d+) ms")
+        daemon.wait_log(r"retrying in (\d+) ms", after=mark)
+        check("not-the-secret" not in daemon.log(), "the secret reached the log")
+        check("xmpp: connected" not in daemon.log(), "connected with a wrong secret")
+        check(daemon.stop() == 0, "clean stop while refused")
 
 
 def main():
@@ -73,6 +88,11 @@ def main():
             print(f"filerepod stopped on SIGTERM in {took:.2f} s")
             reply = alice.iq(DISCO_INFO.format(to=component))
             check(reply.get("type") == "error", "the component still answers after stopping")
+
+    with tempfile.NamedTemporaryFile("w", suffix=".secret") as wrong:
+        wrong.write("not-the-secret\n")
+        wrong.flush()
+        refused(env, wrong.name)
 
     # SIGINT stops it as cleanly.
     with Daemon(env) as daemon:
