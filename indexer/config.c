@@ -17,6 +17,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -342,7 +343,8 @@ static void config_apply(struct config *config, struct config_errors *errs,
             return;
         }
         v = item ? item->valuedouble : strtod(key->default_value, NULL);
-        if (v != (double)(long long)v || v < key->min || v > key->max) {
+        /* Range first: converting a huge or non-finite double is undefined. */
+        if (!isfinite(v) || v < key->min || v > key->max || v != (double)(int)v) {
             config_error(errs, key->name, "expected an integer from %d to %d, got %g",
                          key->min, key->max, v);
             return;
@@ -480,11 +482,6 @@ static char *config_read_file(struct config_errors *errs, const char *path, size
         goto done;
     *len = fread(text, 1, (size_t)st.st_size, f);
     text[*len] = '\0';
-    if (strlen(text) != *len) {
-        config_error(errs, NULL, "holds a NUL byte; not a text file");
-        free(text);
-        text = NULL;
-    }
 done:
     fclose(f);
     return text;
@@ -494,10 +491,28 @@ int config_load(struct config **out, char **errors, const char *path,
                 enum config_purpose purpose)
 {
     struct config_errors errs = { .path = path };
+    size_t len = 0;
+    char *text = config_read_file(&errs, path, &len);
+    int error;
+
+    if (!text) {
+        *out = NULL;
+        *errors = errs.text ? errs.text : strdup("out of memory\n");
+        return -1;
+    }
+    error = config_parse(out, errors, path, text, len, purpose);
+    free(text);
+    return error;
+}
+
+int config_parse(struct config **out, char **errors, const char *name, const char *data,
+                 size_t len, enum config_purpose purpose)
+{
+    struct config_errors errs = { .path = name };
     struct config *config = NULL;
     cJSON *root = NULL;
     char *text = NULL;
-    size_t len = 0, bad = 0;
+    size_t bad = 0;
     const char *end = NULL;
     int error = -1;
 
@@ -505,13 +520,17 @@ int config_load(struct config **out, char **errors, const char *path,
     *errors = NULL;
 
     config = calloc(1, sizeof(*config));
-    if (!config || !(config->path = strdup(path))) {
+    text = malloc(len + 1);
+    if (!config || !text || !(config->path = strdup(name))) {
         config_error(&errs, NULL, "out of memory");
         goto done;
     }
-    text = config_read_file(&errs, path, &len);
-    if (!text)
+    memcpy(text, data, len);
+    text[len] = '\0';
+    if (strlen(text) != len) {
+        config_error(&errs, NULL, "holds a NUL byte; not a text file");
         goto done;
+    }
     if (jsonc_blank_comments(text, len, &bad) != 0) {
         unsigned line, col;
 

@@ -10,6 +10,8 @@
 #ifndef FILEREPO_CONFIG_H
 #define FILEREPO_CONFIG_H
 
+#include <stddef.h>
+
 #include "log.h"
 
 /** Environment variable that may carry the database password. */
@@ -52,6 +54,14 @@ enum config_purpose {
  */
 int config_load(struct config **out, char **errors, const char *path,
                 enum config_purpose purpose);
+
+/**
+ * As config_load, for a configuration already in memory: `data` (len bytes,
+ * not necessarily NUL-terminated) is named `name` in the errors.  Secret
+ * files it names are read as config_load would.
+ */
+int config_parse(struct config **out, char **errors, const char *name, const char *data,
+                 size_t len, enum config_purpose purpose);
 
 /** Frees a config (NULL is fine); secrets are wiped first. */
 void config_free(struct config *config);

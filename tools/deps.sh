@@ -11,7 +11,8 @@ libssl-dev zlib1g-dev libcmocka-dev
 postgresql postgresql-contrib
 ejabberd erlang-dev
 python3 python3-slixmpp
-valgrind procps iproute2 util-linux openssl
+valgrind clang libclang-rt-14-dev
+procps iproute2 util-linux openssl
 "
 
 missing=""

@@ -224,6 +224,17 @@ static void test_config__port_out_of_range(void **state)
         CONFIG_FOR_DAEMON);
     assert_mentions(e, "key \"xmpp.port\"");
     free(e);
+    /* Far beyond any integer type (found by fuzz_config). */
+    e = load_fails(write_config(
+        "{\"xmpp\": {\"component\": \"f.example\", \"secret_file\": \"%s\", \"port\": 1e300}}"),
+        CONFIG_FOR_DAEMON);
+    assert_mentions(e, "key \"xmpp.port\": expected an integer from 1 to 65535, got 1e+300");
+    free(e);
+    e = load_fails(write_config(
+        "{\"xmpp\": {\"component\": \"f.example\", \"secret_file\": \"%s\", \"port\": -1e999}}"),
+        CONFIG_FOR_DAEMON);
+    assert_mentions(e, "key \"xmpp.port\": expected an integer from 1 to 65535, got -inf");
+    free(e);
 }
 
 static void test_config__unknown_keys(void **state)
@@ -398,6 +409,28 @@ static void test_config__bad_values_of_each_type(void **state)
     free(e);
 }
 
+static void test_config__parse_from_memory(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"xmpp\": {\"component\": \"m.example\"}}";
+    struct config *c = NULL;
+    char *errors = NULL;
+
+    assert_int_equal(config_parse(&c, &errors, "memory", text, sizeof(text) - 1, CONFIG_FOR_CLI), 0);
+    assert_string_equal(c->xmpp_component, "m.example");
+    assert_string_equal(c->path, "memory");
+    config_free(c);
+
+    /* Not NUL-terminated: only len bytes count. */
+    assert_int_equal(config_parse(&c, &errors, "memory", "{}garbage", 2, CONFIG_FOR_CLI), -1);
+    assert_non_null(strstr(errors, "memory: key \"xmpp.component\": required"));
+    free(errors);
+
+    assert_int_equal(config_parse(&c, &errors, "memory", "{\0}", 3, CONFIG_FOR_CLI), -1);
+    assert_non_null(strstr(errors, "memory: holds a NUL byte"));
+    free(errors);
+}
+
 static void test_config__shipped_example_is_valid(void **state)
 {
     (void)state;
@@ -451,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_config__secret_file_problems),
         cmocka_unit_test(test_config__duplicate_key),
         cmocka_unit_test(test_config__bad_values_of_each_type),
+        cmocka_unit_test(test_config__parse_from_memory),
         cmocka_unit_test(test_config__shipped_example_is_valid),
     };
 
