@@ -9,6 +9,7 @@
  * collected, not stopped at, so one run of --check-config shows them all.
  */
 #include "config.h"
+#include "config_internal.h"
 #include "jsonc.h"
 
 #include <cjson/cJSON.h>
@@ -38,6 +39,10 @@ enum config_type {
     CONFIG_CONNINFO,    /* a libpq conninfo string without a password */
     CONFIG_LOG_LEVEL,   /* debug, info, warn or error */
     CONFIG_SECRET_FILE, /* path of a file holding a secret; env alternative */
+    CONFIG_STRING_LIST, /* array of non-empty strings (struct config_strings) */
+    CONFIG_CHOICE,      /* one of .choices, stored as its index (int) */
+    CONFIG_FLAGS,       /* array of .choices, stored as bits 1 << index (unsigned) */
+    CONFIG_REPOSITORIES, /* the repositories array (config_repo.c) */
 };
 
 struct config_key {
@@ -48,10 +53,16 @@ struct config_key {
     int min, max;              /* CONFIG_INT bounds */
     size_t offset;             /* where the value goes in struct config */
     const char *env;           /* CONFIG_SECRET_FILE: environment alternative */
+    const char *const *choices; /* CONFIG_CHOICE, CONFIG_FLAGS: the accepted words */
     const char *help;          /* one line for the reference */
 };
 
 #define FIELD(f) offsetof(struct config, f)
+
+/* In the order of enum config_store_mode and enum config_digest's bits. */
+static const char *const config_store_modes[] = { "reflink", "copy", "hardlink", "none", NULL };
+static const char *const config_digest_names[] = { "sha-256", "sha-1", "md5", "sha-512", "crc32",
+                                                   NULL };
 
 static const struct config_key config_keys[] = {
     { .name = "database.conninfo", .type = CONFIG_CONNINFO,
@@ -89,12 +100,29 @@ static const struct config_key config_keys[] = {
     { .name = "log.level", .type = CONFIG_LOG_LEVEL, .default_value = "info",
       .offset = FIELD(log_level),
       .help = "lowest level logged: debug, info, warn or error" },
+    { .name = "repositories", .type = CONFIG_REPOSITORIES,
+      .help = "the published directories: [{name, path, title, description, access, members}]" },
+    { .name = "indexer.settle_ms", .type = CONFIG_INT, .default_value = "1000",
+      .min = 0, .max = 600000, .offset = FIELD(settle_ms),
+      .help = "quiet time after a file was written or renamed before it is indexed" },
+    { .name = "indexer.ignore", .type = CONFIG_STRING_LIST, .default_value = ".*,*.part,*.tmp,*~",
+      .offset = FIELD(ignore),
+      .help = "file name patterns (fnmatch) never indexed: uploads in progress" },
+    { .name = "indexer.rescan_interval_seconds", .type = CONFIG_INT, .default_value = "3600",
+      .min = 60, .max = 604800, .offset = FIELD(rescan_seconds),
+      .help = "period of the full rescan that catches what inotify missed" },
+    { .name = "indexer.digests", .type = CONFIG_FLAGS, .default_value = "sha-256,sha-1",
+      .choices = config_digest_names, .offset = FIELD(digests),
+      .help = "digests recorded and published: sha-256, sha-1, md5, sha-512, crc32" },
+    { .name = "indexer.content_store", .type = CONFIG_CHOICE, .default_value = "reflink",
+      .choices = config_store_modes, .offset = FIELD(store_mode),
+      .help = "how old revisions are kept: reflink, copy, hardlink or none" },
 };
 
 #define CONFIG_KEYS_COUNT (sizeof(config_keys) / sizeof(*config_keys))
 
 /* Objects that group keys; their members are checked against the table. */
-static const char *const config_sections[] = { "database", "xmpp", "log" };
+static const char *const config_sections[] = { "database", "xmpp", "log", "indexer" };
 
 /* Keys people try first for secrets, answered with where the secret goes. */
 static const struct {
@@ -107,17 +135,8 @@ static const struct {
     { "xmpp.password", "xmpp.secret_file", CONFIG_ENV_COMPONENT_SECRET },
 };
 
-struct config_errors {
-    char *text;        /* accumulated lines */
-    size_t len;        /* bytes used in text */
-    const char *path;  /* file named at the start of each line */
-    int count;         /* problems seen */
-};
 
-static void config_error(struct config_errors *errs, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void config_error(struct config_errors *errs, const char *key, const char *fmt, ...)
+void config_error(struct config_errors *errs, const char *key, const char *fmt, ...)
 {
     char msg[1024];
     int head, body;
@@ -168,7 +187,7 @@ static bool config_is_section(const char *name)
     return false;
 }
 
-static const char *config_type_name(const cJSON *item)
+const char *config_type_name(const cJSON *item)
 {
     if (cJSON_IsString(item))
         return "a string";
@@ -255,7 +274,7 @@ static bool config_valid_host(const char *s)
     return true;
 }
 
-static bool config_valid_domain(const char *s)
+bool config_valid_domain(const char *s)
 {
     size_t label = 0;
 
@@ -328,6 +347,105 @@ static void config_set_string(struct config *config, const struct config_key *ke
     *slot = strdup(value);
 }
 
+/* "a, b or c" for error messages (static buffer: one message at a time). */
+static const char *config_choices_text(const char *const *choices)
+{
+    static char text[256];
+    size_t len = 0;
+
+    text[0] = '\0';
+    for (int i = 0; choices[i] && len < sizeof(text); i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%s",
+                                i == 0 ? "" : choices[i + 1] ? ", " : " or ", choices[i]);
+    return text;
+}
+
+int config_strings_add(struct config_strings *list, const char *text)
+{
+    char **grown = realloc(list->items, (list->count + 1) * sizeof(*list->items));
+
+    if (!grown)
+        return -1;
+    list->items = grown;
+    if (!(list->items[list->count] = strdup(text)))
+        return -1;
+    list->count++;
+    return 0;
+}
+
+void config_strings_clear(struct config_strings *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        free(list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+int config_strings_read(struct config_strings *out, struct config_errors *errs, const char *key,
+                        const cJSON *item)
+{
+    int index = 0;
+
+    if (!cJSON_IsArray(item)) {
+        config_error(errs, key, "expected an array of strings, got %s", config_type_name(item));
+        return -1;
+    }
+    for (const cJSON *e = item->child; e; e = e->next, index++) {
+        if (!cJSON_IsString(e) || !*e->valuestring) {
+            config_error(errs, key, "item %d: expected a non-empty string, got %s", index,
+                         cJSON_IsString(e) ? "an empty string" : config_type_name(e));
+            return -1;
+        }
+        if (config_strings_add(out, e->valuestring) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* CONFIG_STRING_LIST and CONFIG_FLAGS: from the document or the default. */
+static void config_apply_list(struct config *config, struct config_errors *errs,
+                              const struct config_key *key, const cJSON *item)
+{
+    struct config_strings list = { 0 };
+
+    if (item) {
+        if (config_strings_read(&list, errs, key->name, item) != 0)
+            goto done;
+    } else {
+        char buf[256];
+        char *save = NULL;
+
+        snprintf(buf, sizeof(buf), "%s", key->default_value);
+        for (char *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save))
+            config_strings_add(&list, w);
+    }
+    if (key->type == CONFIG_STRING_LIST) {
+        *(struct config_strings *)((char *)config + key->offset) = list;
+        return;
+    }
+
+    /* CONFIG_FLAGS.  The first choice (sha-256, the content store's key)
+     * is always on. */
+    unsigned bits = 1u;
+    for (size_t i = 0; i < list.count; i++) {
+        int found = -1;
+
+        for (int c = 0; key->choices[c]; c++)
+            if (strcmp(key->choices[c], list.items[i]) == 0)
+                found = c;
+        if (found < 0) {
+            config_error(errs, key->name, "\"%s\" is not one of %s", list.items[i],
+                         config_choices_text(key->choices));
+            goto done;
+        }
+        bits |= 1u << found;
+    }
+    *(unsigned *)((char *)config + key->offset) = bits;
+done:
+    config_strings_clear(&list);
+}
+
 /* Checks one value (from the document, or the default) and stores it. */
 static void config_apply(struct config *config, struct config_errors *errs,
                          const struct config_key *key, const cJSON *item)
@@ -350,6 +468,15 @@ static void config_apply(struct config *config, struct config_errors *errs,
             return;
         }
         *(int *)((char *)config + key->offset) = (int)v;
+        return;
+    }
+
+    if (key->type == CONFIG_STRING_LIST || key->type == CONFIG_FLAGS) {
+        config_apply_list(config, errs, key, item);
+        return;
+    }
+    if (key->type == CONFIG_REPOSITORIES) {
+        config_repositories_apply(config, errs, key->name, item);
         return;
     }
 
@@ -424,8 +551,21 @@ static void config_apply(struct config *config, struct config_errors *errs,
         *(enum log_level *)((char *)config + key->offset) = level;
         return;
     }
-    case CONFIG_SECRET_FILE: /* handled by config_apply_secret */
-    case CONFIG_INT:         /* handled above */
+    case CONFIG_CHOICE:
+        for (int i = 0; key->choices[i]; i++) {
+            if (strcmp(key->choices[i], text) == 0) {
+                *(int *)((char *)config + key->offset) = i;
+                return;
+            }
+        }
+        config_error(errs, key->name, "expected one of %s; got \"%s\"",
+                     config_choices_text(key->choices), text);
+        return;
+    case CONFIG_SECRET_FILE:  /* handled by config_apply_secret */
+    case CONFIG_INT:          /* handled above */
+    case CONFIG_STRING_LIST:
+    case CONFIG_FLAGS:
+    case CONFIG_REPOSITORIES:
         assert(0);
         return;
     }
@@ -613,6 +753,8 @@ void config_free(struct config *config)
     config_wipe_free(config->xmpp_secret);
     free(config->xmpp_name);
     free(config->state_dir);
+    config_repositories_free(config);
+    config_strings_clear(&config->ignore);
     free(config);
 }
 
@@ -626,6 +768,8 @@ void config_print_reference(void)
             printf(" (%d to %d)", key->min, key->max);
         if (key->default_value)
             printf("; default %s", key->default_value);
+        else if (key->type == CONFIG_REPOSITORIES)
+            printf("; default none");
         else if (key->required)
             printf("; required");
         if (key->env)

@@ -19,6 +19,45 @@
 /** Environment variable that may carry the XEP-0114 component secret. */
 #define CONFIG_ENV_COMPONENT_SECRET "FILEREPO_COMPONENT_SECRET"
 
+/** A list of strings from the configuration (each owned by the list). */
+struct config_strings {
+    char **items;                   /* count strings */
+    size_t count;                   /* how many */
+};
+
+/** Who may see a repository. */
+enum config_access {
+    CONFIG_ACCESS_OPEN,             /* everyone */
+    CONFIG_ACCESS_WHITELIST,        /* the JIDs in members only */
+};
+
+/** One published directory tree (an element of "repositories"). */
+struct config_repository {
+    char *name;                     /* catalog name and root node: [A-Za-z0-9][A-Za-z0-9._-]* */
+    char *path;                     /* the published directory, absolute, no trailing '/' */
+    char *title;                    /* pubsub#title; defaults to the name */
+    char *description;              /* pubsub#description; may be empty */
+    enum config_access access;      /* open or whitelist */
+    struct config_strings members;  /* whitelist: bare or full JIDs */
+};
+
+/** Content store modes, in the order of the "indexer.content_store" choices. */
+enum config_store_mode {
+    CONFIG_STORE_REFLINK,           /* clone where the file system can, else copy */
+    CONFIG_STORE_COPY,              /* always copy */
+    CONFIG_STORE_HARDLINK,          /* hard link (the published file must not be rewritten in place) */
+    CONFIG_STORE_NONE,              /* keep nothing: only current revisions are servable */
+};
+
+/** Digest bits of "indexer.digests", in XEP-0214 / XEP-0300 names. */
+enum config_digest {
+    CONFIG_DIGEST_SHA256 = 1u << 0, /* "sha-256" (always computed) */
+    CONFIG_DIGEST_SHA1 = 1u << 1,   /* "sha-1" */
+    CONFIG_DIGEST_MD5 = 1u << 2,    /* "md5" */
+    CONFIG_DIGEST_SHA512 = 1u << 3, /* "sha-512" */
+    CONFIG_DIGEST_CRC32 = 1u << 4,  /* "crc32" */
+};
+
 struct config {
     char *path;                     /* the file this was read from */
 
@@ -35,6 +74,15 @@ struct config {
 
     char *state_dir;                /* git repositories and content store */
     enum log_level log_level;       /* lowest level logged */
+
+    struct config_repository *repositories; /* the published trees */
+    size_t repositories_count;      /* how many */
+
+    int settle_ms;                  /* quiet time before a written file is indexed */
+    struct config_strings ignore;   /* fnmatch patterns of temporary names */
+    int rescan_seconds;             /* period of the safety-net full rescan */
+    unsigned digests;               /* enum config_digest bits; sha-256 always set */
+    int store_mode;                 /* enum config_store_mode */
 };
 
 /** Who reads the configuration decides which secrets must be at hand. */

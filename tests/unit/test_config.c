@@ -431,6 +431,144 @@ static void test_config__parse_from_memory(void **state)
     free(errors);
 }
 
+#define XMPP_OK "\"xmpp\": {\"component\": \"f.example\", \"secret_file\": \"%s\"}"
+
+static void test_config__indexer_defaults(void **state)
+{
+    (void)state;
+    struct config *c = load_ok(write_config("{" XMPP_OK "}"), CONFIG_FOR_DAEMON);
+
+    assert_int_equal(c->repositories_count, 0);
+    assert_int_equal(c->settle_ms, 1000);
+    assert_int_equal(c->rescan_seconds, 3600);
+    assert_int_equal(c->digests, CONFIG_DIGEST_SHA256 | CONFIG_DIGEST_SHA1);
+    assert_int_equal(c->store_mode, CONFIG_STORE_REFLINK);
+    assert_int_equal(c->ignore.count, 4);
+    assert_string_equal(c->ignore.items[0], ".*");
+    assert_string_equal(c->ignore.items[1], "*.part");
+    assert_string_equal(c->ignore.items[2], "*.tmp");
+    assert_string_equal(c->ignore.items[3], "*~");
+    config_free(c);
+}
+
+static void test_config__indexer_settings(void **state)
+{
+    (void)state;
+    struct config *c = load_ok(write_config(
+        "{" XMPP_OK ", \"indexer\": {\"settle_ms\": 0, \"ignore\": [\"*.crdownload\"],"
+        " \"digests\": [\"md5\", \"crc32\", \"sha-512\"], \"content_store\": \"hardlink\","
+        " \"rescan_interval_seconds\": 600}}"), CONFIG_FOR_DAEMON);
+
+    assert_int_equal(c->settle_ms, 0);
+    assert_int_equal(c->ignore.count, 1);
+    assert_string_equal(c->ignore.items[0], "*.crdownload");
+    /* sha-256 is always there: the content store is keyed by it. */
+    assert_int_equal(c->digests, CONFIG_DIGEST_SHA256 | CONFIG_DIGEST_MD5 |
+                                 CONFIG_DIGEST_CRC32 | CONFIG_DIGEST_SHA512);
+    assert_int_equal(c->store_mode, CONFIG_STORE_HARDLINK);
+    assert_int_equal(c->rescan_seconds, 600);
+    config_free(c);
+}
+
+static void test_config__indexer_bad_values(void **state)
+{
+    (void)state;
+    char *e = load_fails(write_config(
+        "{" XMPP_OK ", \"indexer\": {\"settle_ms\": -1, \"ignore\": \"*.part\","
+        " \"digests\": [\"sha-3\"], \"content_store\": \"zfs\", \"workers\": 2}}"),
+        CONFIG_FOR_DAEMON);
+
+    assert_mentions(e, "key \"indexer.settle_ms\": expected an integer from 0 to 600000");
+    assert_mentions(e, "key \"indexer.ignore\": expected an array of strings, got a string");
+    assert_mentions(e, "key \"indexer.digests\": \"sha-3\" is not one of sha-256, sha-1, md5, "
+                       "sha-512 or crc32");
+    assert_mentions(e, "key \"indexer.content_store\": expected one of reflink, copy, hardlink "
+                       "or none; got \"zfs\"");
+    assert_mentions(e, "key \"indexer.workers\": unknown key");
+    free(e);
+    e = load_fails(write_config("{" XMPP_OK ", \"indexer\": {\"ignore\": [\"a\", \"\", 3]}}"),
+                   CONFIG_FOR_DAEMON);
+    assert_mentions(e, "key \"indexer.ignore\": item 1: expected a non-empty string, got an "
+                       "empty string");
+    free(e);
+}
+
+static void test_config__repositories(void **state)
+{
+    (void)state;
+    struct config *c = load_ok(write_config(
+        "{" XMPP_OK ", \"repositories\": ["
+        " {\"name\": \"releases\", \"path\": \"/srv/releases/\"},"
+        " {\"name\": \"nightly.builds\", \"path\": \"/srv/nightly\", \"title\": \"Nightly\","
+        "  \"description\": \"Every night\", \"access\": \"whitelist\","
+        "  \"members\": [\"ci@example.org\", \"alice@example.org/build\", \"example.net\"]}]}"),
+        CONFIG_FOR_DAEMON);
+
+    assert_int_equal(c->repositories_count, 2);
+    assert_string_equal(c->repositories[0].name, "releases");
+    assert_string_equal(c->repositories[0].path, "/srv/releases");
+    assert_string_equal(c->repositories[0].title, "releases");
+    assert_string_equal(c->repositories[0].description, "");
+    assert_int_equal(c->repositories[0].access, CONFIG_ACCESS_OPEN);
+    assert_int_equal(c->repositories[0].members.count, 0);
+    assert_string_equal(c->repositories[1].name, "nightly.builds");
+    assert_string_equal(c->repositories[1].title, "Nightly");
+    assert_string_equal(c->repositories[1].description, "Every night");
+    assert_int_equal(c->repositories[1].access, CONFIG_ACCESS_WHITELIST);
+    assert_int_equal(c->repositories[1].members.count, 3);
+    assert_string_equal(c->repositories[1].members.items[1], "alice@example.org/build");
+    config_free(c);
+}
+
+static void test_config__repositories_bad(void **state)
+{
+    (void)state;
+    char *e = load_fails(write_config(
+        "{" XMPP_OK ", \"repositories\": ["
+        " {\"name\": \"../etc\", \"path\": \"srv\"},"
+        " {\"path\": \"/srv/a/../b\", \"acces\": \"open\"},"
+        " {\"name\": \"ok\", \"path\": \"/srv/ok\", \"access\": \"secret\"},"
+        " {\"name\": \"ok\", \"path\": \"/srv/ok/inner\", \"members\": [\"@x\"]},"
+        " {\"name\": \"w\", \"path\": \"/srv/w\", \"access\": \"whitelist\","
+        "  \"members\": [\"a@\", \"b@c/\", \"good@example.org\"]},"
+        " \"just a string\"]}"),
+        CONFIG_FOR_DAEMON);
+
+    assert_mentions(e, "key \"repositories[0].name\": expected 1 to 64 letters");
+    assert_mentions(e, "key \"repositories[0].path\": expected an absolute path");
+    assert_mentions(e, "key \"repositories[1].name\": required, and missing");
+    assert_mentions(e, "key \"repositories[1].path\": expected an absolute path without");
+    assert_mentions(e, "key \"repositories[1].acces\": unknown key");
+    assert_mentions(e, "key \"repositories[2].access\": expected \"open\" or \"whitelist\"");
+    assert_mentions(e, "key \"repositories[3].members\": members apply only to");
+    assert_mentions(e, "key \"repositories[3].members\": \"@x\" is not a JID");
+    assert_mentions(e, "key \"repositories[4].members\": \"a@\" is not a JID");
+    assert_mentions(e, "key \"repositories[4].members\": \"b@c/\" is not a JID");
+    assert_null(strstr(e, "good@example.org"));
+    assert_mentions(e, "key \"repositories[5]\": expected an object, got a string");
+    free(e);
+
+    e = load_fails(write_config(
+        "{" XMPP_OK ", \"repositories\": ["
+        " {\"name\": \"a\", \"path\": \"/srv/pub\"},"
+        " {\"name\": \"b\", \"path\": \"/srv/pub/sub\"},"
+        " {\"name\": \"a\", \"path\": \"/srv/other\"},"
+        " {\"name\": \"c\", \"path\": \"/srv/publish\"}]}"),
+        CONFIG_FOR_DAEMON);
+    assert_mentions(e, "key \"repositories[1]\": path /srv/pub/sub overlaps repositories[0]'s "
+                       "/srv/pub");
+    assert_mentions(e, "key \"repositories[2]\": name \"a\" is also the name of "
+                       "repositories[0]");
+    /* /srv/publish is beside /srv/pub, not inside it. */
+    assert_null(strstr(e, "repositories[3]"));
+    free(e);
+
+    e = load_fails(write_config("{" XMPP_OK ", \"repositories\": {\"name\": \"a\"}}"),
+                   CONFIG_FOR_DAEMON);
+    assert_mentions(e, "key \"repositories\": expected an array of repositories, got an object");
+    free(e);
+}
+
 static void test_config__shipped_example_is_valid(void **state)
 {
     (void)state;
@@ -456,6 +594,8 @@ static void test_config__shipped_example_is_valid(void **state)
     struct config *c = load_ok(write_file("example.json", fixed), CONFIG_FOR_DAEMON);
 
     assert_string_equal(c->xmpp_secret, "s3cr3t-component");
+    assert_int_equal(c->repositories_count, 2);
+    assert_string_equal(c->repositories[1].members.items[0], "ci@example.org");
     config_free(c);
 }
 
@@ -485,6 +625,11 @@ int main(void)
         cmocka_unit_test(test_config__duplicate_key),
         cmocka_unit_test(test_config__bad_values_of_each_type),
         cmocka_unit_test(test_config__parse_from_memory),
+        cmocka_unit_test(test_config__indexer_defaults),
+        cmocka_unit_test(test_config__indexer_settings),
+        cmocka_unit_test(test_config__indexer_bad_values),
+        cmocka_unit_test(test_config__repositories),
+        cmocka_unit_test(test_config__repositories_bad),
         cmocka_unit_test(test_config__shipped_example_is_valid),
     };
 
