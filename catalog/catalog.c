@@ -192,24 +192,39 @@ int catalog_consume(struct catalog *catalog)
     return 0;
 }
 
+/* Keeps res when its status is `expect`; else records why, frees it, and
+ * drops the connection if that is what failed. */
+static PGresult *catalog_check(struct catalog *catalog, PGresult *res, ExecStatusType expect)
+{
+    if (res && PQresultStatus(res) == expect)
+        return res;
+    catalog_set_error(catalog, "%s", res ? PQresultErrorMessage(res)
+                                         : PQerrorMessage(catalog->conn));
+    PQclear(res);
+    if (PQstatus(catalog->conn) == CONNECTION_BAD)
+        catalog_disconnect(catalog);
+    return NULL;
+}
+
 PGresult *catalog_exec(struct catalog *catalog, const char *sql, ExecStatusType expect)
 {
-    PGresult *res;
-
     if (!catalog->conn) {
         catalog_set_error(catalog, "not connected");
         return NULL;
     }
-    res = PQexec(catalog->conn, sql);
-    if (!res || PQresultStatus(res) != expect) {
-        catalog_set_error(catalog, "%s", res ? PQresultErrorMessage(res)
-                                             : PQerrorMessage(catalog->conn));
-        PQclear(res);
-        if (PQstatus(catalog->conn) == CONNECTION_BAD)
-            catalog_disconnect(catalog);
+    return catalog_check(catalog, PQexec(catalog->conn, sql), expect);
+}
+
+PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
+                        const char *const *params, ExecStatusType expect)
+{
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connected");
         return NULL;
     }
-    return res;
+    return catalog_check(catalog,
+                         PQexecParams(catalog->conn, sql, count, NULL, params, NULL, NULL, 0),
+                         expect);
 }
 
 int catalog_command(struct catalog *catalog, const char *sql)
@@ -220,6 +235,17 @@ int catalog_command(struct catalog *catalog, const char *sql)
         return catalog_failure_code(catalog, FR_ERROR);
     PQclear(res);
     return 0;
+}
+
+void catalog_rollback(struct catalog *catalog)
+{
+    char first[sizeof(catalog->error)];
+
+    if (!catalog->conn)
+        return;
+    memcpy(first, catalog->error, sizeof(first));
+    PQclear(PQexec(catalog->conn, "ROLLBACK"));
+    memcpy(catalog->error, first, sizeof(first));
 }
 
 const char *catalog_last_error(const struct catalog *catalog)

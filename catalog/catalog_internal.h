@@ -26,8 +26,21 @@ void catalog_set_error(struct catalog *catalog, const char *fmt, ...)
  */
 PGresult *catalog_exec(struct catalog *catalog, const char *sql, ExecStatusType expect);
 
+/**
+ * Runs `sql` with text parameters (NULL entries are SQL NULL) and checks
+ * its status against `expect`; as catalog_exec otherwise.
+ */
+PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
+                        const char *const *params, ExecStatusType expect);
+
 /** As catalog_exec for commands whose result is not needed. Returns 0 or FR_E*. */
 int catalog_command(struct catalog *catalog, const char *sql);
+
+/**
+ * Rolls back the open transaction, if the connection is still there,
+ * keeping the text of the failure that made it necessary.
+ */
+void catalog_rollback(struct catalog *catalog);
 
 /** Returns FR_ECONN when the connection is gone, else `other`. */
 int catalog_failure_code(struct catalog *catalog, int other);

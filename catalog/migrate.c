@@ -147,14 +147,7 @@ int catalog_migrate(struct catalog *catalog, int *applied, int *version)
     goto done;
 
 rollback:
-    if (catalog->conn) {
-        /* Keep the first failure's text: it is the one worth reading. */
-        char first[sizeof(catalog->error)];
-
-        memcpy(first, catalog->error, sizeof(first));
-        PQclear(PQexec(catalog->conn, "ROLLBACK"));
-        memcpy(catalog->error, first, sizeof(first));
-    }
+    catalog_rollback(catalog);
 done:
     free(done);
     return error;

@@ -1,0 +1,377 @@
+/*
+ * batch.c - one settled batch of changes, recorded in one transaction.
+ *
+ * The changes are streamed with COPY into the temporary table fr_batch and
+ * applied with a handful of set-based statements, so a first index of
+ * 100,000 files costs a few statements, not a few per file.  Order inside
+ * the transaction: deletions, directories (parents first, one statement per
+ * depth), files, revisions; the outbox rows they add come out in that order
+ * too, which is the order the publisher needs (a node's parent first).  fr_prev keeps
+ * what the batch's paths were just before (after this batch's deletions), so
+ * a file brought back gets its node created again and a new revision.
+ */
+#include "catalog_internal.h"
+#include "index.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SQL_PARENT(p) "CASE WHEN strpos(" p ", '/') = 0 THEN '' " \
+                      "ELSE regexp_replace(" p ", '/[^/]*$', '') END"
+#define SQL_NAME(p) "regexp_replace(" p ", '^.*/', '')"
+
+/* Relative, '/'-separated, no empty, "." or ".." segment. */
+static bool catalog_path_valid(const char *path)
+{
+    if (!path || !*path || strlen(path) > 4096)
+        return false;
+    for (const char *seg = path;;) {
+        size_t len = strcspn(seg, "/");
+
+        if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return false;
+        if (seg[len] == '\0')
+            return true;
+        seg += len + 1;
+    }
+}
+
+/* A growing buffer of COPY text. */
+struct copybuf {
+    char *data;   /* bytes */
+    size_t len;   /* used */
+    size_t cap;   /* allocated */
+    bool failed;  /* out of memory */
+};
+
+static void copybuf_put(struct copybuf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 65536;
+        char *grown;
+
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (!(grown = realloc(b->data, cap))) {
+            b->failed = true;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static void copybuf_text(struct copybuf *b, const char *s)
+{
+    /* COPY's text format: backslash escapes for the separators. */
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\': copybuf_put(b, "\\\\", 2); break;
+        case '\t': copybuf_put(b, "\\t", 2); break;
+        case '\n': copybuf_put(b, "\\n", 2); break;
+        case '\r': copybuf_put(b, "\\r", 2); break;
+        default: copybuf_put(b, s, 1); break;
+        }
+    }
+}
+
+static void copybuf_field(struct copybuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void copybuf_field(struct copybuf *b, const char *fmt, ...)
+{
+    char tmp[160];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        copybuf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void copybuf_hex(struct copybuf *b, const unsigned char *digest, size_t len, bool present)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    copybuf_put(b, "\t", 1);
+    if (!present) {
+        copybuf_put(b, "\\N", 2);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char pair[2] = { hex[digest[i] >> 4], hex[digest[i] & 15] };
+
+        copybuf_put(b, pair, 2);
+    }
+}
+
+/* One row of fr_batch per change. */
+static void copybuf_change(struct copybuf *b, const struct catalog_change *c)
+{
+    bool file = !c->is_dir && !c->deleted;
+
+    copybuf_text(b, c->path);
+    copybuf_field(b, "\t%c\t%c", c->is_dir ? 't' : 'f', c->deleted ? 't' : 'f');
+    if (file) {
+        copybuf_field(b, "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t", c->size,
+                      c->mtime_ns, c->ctime_ns, c->inode);
+        copybuf_text(b, c->mime && *c->mime ? c->mime : "application/octet-stream");
+    } else {
+        copybuf_put(b, "\t\\N\t\\N\t\\N\t\\N\t\\N", 15);
+    }
+    copybuf_hex(b, c->sha256, sizeof(c->sha256), file);
+    copybuf_hex(b, c->sha1, sizeof(c->sha1), file && (c->digests & CATALOG_DIGEST_SHA1));
+    copybuf_hex(b, c->md5, sizeof(c->md5), file && (c->digests & CATALOG_DIGEST_MD5));
+    copybuf_hex(b, c->sha512, sizeof(c->sha512), file && (c->digests & CATALOG_DIGEST_SHA512));
+    if (file && (c->digests & CATALOG_DIGEST_CRC32))
+        copybuf_field(b, "\t%" PRIu32 "\n", c->crc32);
+    else
+        copybuf_put(b, "\t\\N\n", 4);
+}
+
+static int catalog_batch_copy(struct catalog *catalog, const struct catalog_change *changes,
+                              size_t count)
+{
+    struct copybuf b = { 0 };
+    PGresult *res;
+    int error = FR_ERROR;
+
+    for (size_t i = 0; i < count; i++)
+        copybuf_change(&b, &changes[i]);
+    if (b.failed) {
+        catalog_set_error(catalog, "out of memory");
+        free(b.data);
+        return FR_ENOMEM;
+    }
+    res = catalog_exec(catalog,
+                       "COPY fr_batch (path, is_dir, deleted, size, mtime_ns, ctime_ns, inode,"
+                       " mime, sha256, sha1, md5, sha512, crc32) FROM STDIN",
+                       PGRES_COPY_IN);
+    if (!res)
+        goto done;
+    PQclear(res);
+    if ((b.len && PQputCopyData(catalog->conn, b.data, (int)b.len) != 1) ||
+        PQputCopyEnd(catalog->conn, NULL) != 1) {
+        catalog_set_error(catalog, "COPY: %s", PQerrorMessage(catalog->conn));
+        goto done;
+    }
+    res = PQgetResult(catalog->conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        catalog_set_error(catalog, "COPY: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        goto done;
+    }
+    PQclear(res);
+    while ((res = PQgetResult(catalog->conn)) != NULL)
+        PQclear(res);
+    error = 0;
+done:
+    free(b.data);
+    return error ? catalog_failure_code(catalog, error) : 0;
+}
+
+/* Runs one statement of the batch and returns how many rows it touched. */
+static int catalog_batch_step(struct catalog *catalog, const char *sql, int nparams,
+                              const char *const *params, int *affected)
+{
+    PGresult *res = catalog_query(catalog, sql, nparams, params, PGRES_COMMAND_OK);
+
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    if (affected)
+        *affected += atoi(PQcmdTuples(res));
+    PQclear(res);
+    return 0;
+}
+
+static const char catalog_batch_table[] =
+    "CREATE TEMP TABLE fr_batch ("
+    "  path text COLLATE \"C\" NOT NULL, is_dir boolean NOT NULL, deleted boolean NOT NULL,"
+    "  size bigint, mtime_ns bigint, ctime_ns bigint, inode bigint, mime text,"
+    "  sha256 text, sha1 text, md5 text, sha512 text, crc32 bigint) ON COMMIT DROP";
+
+/* Deletions: a deleted directory takes everything below it along. */
+static const char catalog_batch_deletions[] =
+    "WITH gone AS ("
+    "  UPDATE entry e SET deleted_at = now(), updated_at = now()"
+    "  FROM fr_batch b"
+    "  WHERE b.deleted AND e.repository_id = $1 AND e.deleted_at IS NULL"
+    "    AND (e.path = b.path OR (b.is_dir AND left(e.path, length(b.path) + 1) = b.path || '/'))"
+    "  RETURNING e.id, e.path, e.kind)"
+    " INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
+    " SELECT $1, $2 || '/' || path, 'delete_node', id,"
+    "   jsonb_build_object('path', path, 'kind', kind)"
+    " FROM gone ORDER BY path DESC";
+
+/* Every directory the batch needs: those it names and every ancestor of
+ * what it adds. */
+static const char catalog_batch_dirs[] =
+    "CREATE TEMP TABLE fr_dirs ON COMMIT DROP AS"
+    " SELECT DISTINCT array_to_string(b.parts[1:n], '/') COLLATE \"C\" AS path, n AS depth"
+    " FROM (SELECT string_to_array(path, '/') AS parts, is_dir FROM fr_batch"
+    "       WHERE NOT deleted) b,"
+    "   generate_series(1, array_length(b.parts, 1) - CASE WHEN b.is_dir THEN 0 ELSE 1 END) n";
+
+static const char catalog_batch_prev[] =
+    "CREATE TEMP TABLE fr_prev ON COMMIT DROP AS"
+    " SELECT e.id, e.kind, e.deleted_at IS NOT NULL AS was_deleted"
+    " FROM entry e JOIN fr_batch b ON e.repository_id = $1 AND e.path = b.path"
+    " WHERE NOT b.deleted";
+
+static const char catalog_batch_dir_level[] =
+    "WITH up AS ("
+    "  INSERT INTO entry (repository_id, parent_id, name, path, kind)"
+    "  SELECT $1, p.id, " SQL_NAME("d.path") ", d.path, 'directory'"
+    "  FROM fr_dirs d JOIN entry p ON p.repository_id = $1 AND p.path = " SQL_PARENT("d.path")
+    "  WHERE d.depth = $3::int"
+    "  ON CONFLICT (repository_id, path) DO UPDATE"
+    "    SET deleted_at = NULL, kind = 'directory', current_revision_id = NULL,"
+    "        size = NULL, mtime_ns = NULL, ctime_ns = NULL, inode = NULL, updated_at = now()"
+    "    WHERE entry.deleted_at IS NOT NULL OR entry.kind <> 'directory'"
+    "  RETURNING id, path)"
+    " INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
+    " SELECT $1, $2 || '/' || path, 'create_collection', id, jsonb_build_object('path', path)"
+    " FROM up ORDER BY path";
+
+static const char catalog_batch_files[] =
+    "WITH up AS ("
+    "  INSERT INTO entry (repository_id, parent_id, name, path, kind, size, mtime_ns, ctime_ns,"
+    "                     inode)"
+    "  SELECT $1, p.id, " SQL_NAME("b.path") ", b.path, 'file', b.size, b.mtime_ns, b.ctime_ns,"
+    "         b.inode"
+    "  FROM fr_batch b JOIN entry p ON p.repository_id = $1 AND p.path = " SQL_PARENT("b.path")
+    "  WHERE NOT b.deleted AND NOT b.is_dir"
+    "  ON CONFLICT (repository_id, path) DO UPDATE"
+    "    SET kind = 'file', size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns,"
+    "        ctime_ns = EXCLUDED.ctime_ns, inode = EXCLUDED.inode, deleted_at = NULL,"
+    "        updated_at = now()"
+    "  RETURNING id, path)"
+    " INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
+    " SELECT $1, $2 || '/' || up.path, 'create_leaf', up.id, jsonb_build_object('path', up.path)"
+    " FROM up LEFT JOIN fr_prev pr ON pr.id = up.id"
+    " WHERE pr.id IS NULL OR pr.was_deleted OR pr.kind <> 'file'"
+    " ORDER BY up.path";
+
+/* A revision for every file whose content differs from its current
+ * revision, or that comes back after a deletion or as a file again. */
+static const char catalog_batch_revisions[] =
+    "WITH rev AS ("
+    "  INSERT INTO revision (entry_id, number, commit_id, size, mtime, mime, sha256, sha1, md5,"
+    "                        sha512, crc32)"
+    "  SELECT e.id, coalesce((SELECT max(r.number) FROM revision r WHERE r.entry_id = e.id), 0) + 1,"
+    "    $3, b.size, to_timestamp(b.mtime_ns::double precision / 1e9), b.mime,"
+    "    decode(b.sha256, 'hex'), decode(b.sha1, 'hex'), decode(b.md5, 'hex'),"
+    "    decode(b.sha512, 'hex'), b.crc32"
+    "  FROM fr_batch b JOIN entry e ON e.repository_id = $1 AND e.path = b.path"
+    "  LEFT JOIN fr_prev pr ON pr.id = e.id"
+    "  LEFT JOIN revision cur ON cur.id = e.current_revision_id"
+    "  WHERE NOT b.deleted AND NOT b.is_dir"
+    "    AND (cur.id IS NULL OR cur.sha256 <> decode(b.sha256, 'hex') OR cur.size <> b.size"
+    "         OR pr.was_deleted OR pr.kind <> 'file')"
+    "  RETURNING id, entry_id, number),"
+    " cur AS ("
+    "  UPDATE entry e SET current_revision_id = rev.id FROM rev WHERE e.id = rev.entry_id"
+    "  RETURNING e.id, e.path)"
+    " INSERT INTO outbox (repository_id, node, action, entry_id, revision_id, payload)"
+    " SELECT $1, $2 || '/' || cur.path, 'publish_item', rev.entry_id, rev.id,"
+    "   jsonb_build_object('path', cur.path, 'revision', rev.number)"
+    " FROM rev JOIN cur ON cur.id = rev.entry_id ORDER BY cur.path";
+
+int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *repo_name,
+                        const char *commit_id, const struct catalog_change *changes,
+                        size_t count, struct catalog_batch_result *out)
+{
+    struct catalog_batch_result r = { 0 };
+    char id[24], depth[16];
+    const char *params[] = { id, repo_name, commit_id };
+    PGresult *res = NULL;
+    int max_depth, outbox = 0, revisions_outbox = 0;
+    int error;
+
+    for (size_t i = 0; i < count; i++) {
+        if (!catalog_path_valid(changes[i].path)) {
+            catalog_set_error(catalog, "bad path in batch: \"%s\"",
+                              changes[i].path ? changes[i].path : "(null)");
+            return FR_EINVAL;
+        }
+    }
+    if (strlen(commit_id) != 40 || strspn(commit_id, "0123456789abcdef") != 40) {
+        catalog_set_error(catalog, "bad commit id \"%s\"", commit_id);
+        return FR_EINVAL;
+    }
+    snprintf(id, sizeof(id), "%" PRId64, repo_id);
+
+    if ((error = catalog_command(catalog, "BEGIN")) != 0)
+        return error;
+    if ((error = catalog_command(catalog, catalog_batch_table)) != 0 ||
+        (error = catalog_batch_copy(catalog, changes, count)) != 0)
+        goto fail;
+
+    /* One row per path, but a path may be deleted and come back as
+     * another kind in the same batch. */
+    res = catalog_exec(catalog,
+                       "SELECT path FROM fr_batch GROUP BY path, deleted HAVING count(*) > 1 LIMIT 1",
+                       PGRES_TUPLES_OK);
+    if (!res)
+        goto fail_code;
+    if (PQntuples(res) > 0) {
+        catalog_set_error(catalog, "path \"%s\" appears twice in the batch", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        error = FR_EINVAL;
+        goto fail;
+    }
+    PQclear(res);
+
+    if ((error = catalog_batch_step(catalog, catalog_batch_deletions, 2, params, &outbox)) != 0)
+        goto fail;
+    r.deleted = outbox;
+    if ((error = catalog_batch_step(catalog, catalog_batch_prev, 1, params, NULL)) != 0 ||
+        (error = catalog_command(catalog, catalog_batch_dirs)) != 0)
+        goto fail;
+    res = catalog_exec(catalog, "SELECT coalesce(max(depth), 0) FROM fr_dirs", PGRES_TUPLES_OK);
+    if (!res)
+        goto fail_code;
+    max_depth = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    for (int d = 1; d <= max_depth; d++) {
+        const char *level[] = { id, repo_name, depth };
+
+        snprintf(depth, sizeof(depth), "%d", d);
+        if ((error = catalog_batch_step(catalog, catalog_batch_dir_level, 3, level, &r.entries)))
+            goto fail;
+    }
+    if ((error = catalog_batch_step(catalog, catalog_batch_files, 2, params, &r.entries)) != 0 ||
+        (error = catalog_batch_step(catalog, catalog_batch_revisions, 3, params,
+                                    &revisions_outbox)) != 0)
+        goto fail;
+    r.revisions = revisions_outbox;
+    outbox += r.entries + r.revisions;
+
+    if (outbox > 0) {
+        res = catalog_query(catalog, "SELECT pg_notify('" CATALOG_OUTBOX_CHANNEL "', $1)", 1,
+                            params, PGRES_TUPLES_OK);
+        if (!res)
+            goto fail_code;
+        PQclear(res);
+    }
+    if ((error = catalog_command(catalog, "COMMIT")) != 0)
+        return error;
+    if (out)
+        *out = r;
+    return 0;
+
+fail_code:
+    error = catalog_failure_code(catalog, FR_ERROR);
+fail:
+    catalog_rollback(catalog);
+    return error;
+}
