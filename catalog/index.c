@@ -170,3 +170,32 @@ int catalog_dir_children(struct catalog *catalog, int64_t repo_id, const char *d
     PQclear(res);
     return rc;
 }
+
+int catalog_entry_lookup(struct catalog *catalog, int64_t repo_id, const char *path,
+                         struct catalog_entry_stat *out)
+{
+    char id[24];
+    const char *params[] = { id, path };
+    PGresult *res;
+
+    catalog_int64_text(id, sizeof(id), repo_id);
+    res = catalog_query(catalog,
+                        "SELECT kind = 'directory', size, mtime_ns, ctime_ns, inode FROM entry"
+                        " WHERE repository_id = $1 AND path = $2 AND deleted_at IS NULL",
+                        2, params, PGRES_TUPLES_OK);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return FR_ENOTFOUND;
+    }
+    *out = (struct catalog_entry_stat){
+        .is_dir = PQgetvalue(res, 0, 0)[0] == 't',
+        .size = strtoll(PQgetvalue(res, 0, 1), NULL, 10),
+        .mtime_ns = strtoll(PQgetvalue(res, 0, 2), NULL, 10),
+        .ctime_ns = strtoll(PQgetvalue(res, 0, 3), NULL, 10),
+        .inode = strtoll(PQgetvalue(res, 0, 4), NULL, 10),
+    };
+    PQclear(res);
+    return 0;
+}

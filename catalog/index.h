@@ -65,6 +65,14 @@ int catalog_dir_children(struct catalog *catalog, int64_t repo_id, const char *d
                          int (*fn)(const struct catalog_entry_stat *entry, void *data),
                          void *data);
 
+/**
+ * Reads what the catalog knows of the live entry at `path` of repository
+ * repo_id into *out (its name is not filled in).
+ * Returns 0, FR_ENOTFOUND (no such live entry), or FR_ECONN / FR_ERROR.
+ */
+int catalog_entry_lookup(struct catalog *catalog, int64_t repo_id, const char *path,
+                         struct catalog_entry_stat *out);
+
 /** One change of a settled batch. */
 struct catalog_change {
     const char *path;                /* "dir/file", relative to the repository */
