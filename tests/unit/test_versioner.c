@@ -151,6 +151,12 @@ static long commit_count(struct fixture *f)
     return count;
 }
 
+/* Loose objects, packed objects and packs, as `git count-objects` says (caller frees). */
+static char *object_store(struct fixture *f)
+{
+    return git_ok(f, "count-objects -v | grep -E '^(count|in-pack|packs):'");
+}
+
 static void assert_fsck_clean(struct fixture *f)
 {
     assert_git(f, "fsck --strict --no-dangling --no-progress", "");
@@ -233,6 +239,9 @@ static void test_versioner__first_commit(void **state)
                "added: README.txt\n"
                "added: proj/proj-1.4.0.tar.xz\n"
                "added: proj/sub/notes.txt\n");
+    /* 3 pointers, 3 trees, 1 commit: few enough to stay loose. */
+    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'",
+               "count: 7\nin-pack: 0\npacks: 0");
     assert_fsck_clean(f);
 }
 
@@ -293,7 +302,7 @@ static void test_versioner__unchanged_batch_makes_no_commit(void **state)
         add("a.txt", 0x0a, 1),
         del("nothing/here"),
     };
-    char id[41], out[41], head[41];
+    char id[41], out[41], head[41], *store;
 
     /* Nothing to commit and nothing committed yet: no HEAD to name. */
     assert_int_equal(versioner_commit(f->versioner, out, NULL, 0, WHEN), FR_ENOTFOUND);
@@ -302,6 +311,7 @@ static void test_versioner__unchanged_batch_makes_no_commit(void **state)
     assert_int_equal(versioner_head(f->versioner, head), FR_ENOTFOUND);
 
     commit_ok(f, id, batch, 3);
+    store = object_store(f);
     /* The same batch again, as after a crash before the catalog's commit. */
     assert_int_equal(versioner_commit(f->versioner, out, batch, 3, WHEN + 60), 1);
     assert_string_equal(out, id);
@@ -312,6 +322,9 @@ static void test_versioner__unchanged_batch_makes_no_commit(void **state)
     assert_int_equal(commit_count(f), 1);
     assert_int_equal(versioner_head(f->versioner, head), 0);
     assert_string_equal(head, id);
+    /* Nothing written either. */
+    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'", store);
+    free(store);
 }
 
 static void test_versioner__nested_directory_removal(void **state)
@@ -370,9 +383,10 @@ static void test_versioner__file_directory_clash_refused(void **state)
     struct version_change over_dir[] = { del("dir/a"), add("dir", 5, 5) };
     struct version_change both[] = { add("p", 6, 6), add("p/q", 7, 7) };
     struct version_change twice[] = { add("t", 6, 6), add("t", 7, 7) };
-    char id[41], out[41];
+    char id[41], out[41], *store;
 
     commit_ok(f, id, first, 3);
+    store = object_store(f);
     assert_int_equal(versioner_commit(f->versioner, out, under_file, 2, WHEN), FR_EINVAL);
     assert_non_null(strstr(versioner_last_error(f->versioner), "\"file\""));
     assert_string_equal(out, "");
@@ -382,6 +396,9 @@ static void test_versioner__file_directory_clash_refused(void **state)
     assert_int_equal(versioner_commit(f->versioner, out, twice, 2, WHEN), FR_EINVAL);
     assert_int_equal(commit_count(f), 1);
     assert_git(f, "ls-tree -r --name-only HEAD", "dir/a\ndir/b\nfile");
+    /* What was written for the refused batches never reached the disk. */
+    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'", store);
+    free(store);
     assert_fsck_clean(f);
 }
 
@@ -557,6 +574,15 @@ static void test_versioner__long_message_capped(void **state)
     assert_non_null(strstr(text, "\n... and 5 more"));
     free(text);
     assert_git(f, "ls-tree -r --name-only HEAD | wc -l", "1005");
+    /* 1005 pointers, 38 trees and the commit: one pack, nothing loose. */
+    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'",
+               "count: 0\nin-pack: 1044\npacks: 1");
+    /* A small batch on top stays loose, and reads the packed trees. */
+    commit_ok(f, id, (struct version_change[]){ del("d05/f0005") }, 1);
+    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'",
+               "count: 3\nin-pack: 1044\npacks: 1");
+    assert_git(f, "ls-tree -r --name-only HEAD | wc -l", "1004");
+    assert_fsck_clean(f);
     free(paths);
     free(batch);
 }
