@@ -456,9 +456,9 @@ int versioner_open(struct versioner **out, const char *git_dir, const char *repo
     int error;
 
     *out = NULL;
-    if (!repo_name || !repo_name[0] || strpbrk(repo_name, "\r\n")) {
-        log_error("versioner", "repository name must be one non-empty line: git_dir=%s",
-                  git_dir);
+    if (!git_dir || !repo_name || !repo_name[0] || strpbrk(repo_name, "\r\n")) {
+        log_error("versioner", "a state repository needs a directory and a name of one "
+                  "non-empty line: git_dir=%s", git_dir ? git_dir : "(none)");
         return FR_EINVAL;
     }
     if (git_libgit2_init() < 0) {

@@ -16,11 +16,19 @@
  * Paths are relative and '/'-separated: "dir/sub/file".  A path is refused
  * (FR_EINVAL) when it is empty or longer than VERSIONER_PATH_MAX bytes, is
  * absolute, has an empty, "." or ".." segment, or has a segment git refuses
- * in a tree: ".git" in any case, possibly followed by dots, spaces, or a ':'
- * or '\' and anything, and its DOS short name "git~1" likewise.  Every other
- * byte is kept as it is, newlines and tabs included: git stores such names
- * faithfully, and the commit message quotes them (C-style, in double quotes,
- * as `git log --name-only` does) so that each file stays one line there.
+ * in a tree: ".git" or its DOS short name "git~1", in any case, followed
+ * by nothing but dots and spaces, or by those and then a ':' or '\' and
+ * anything (what NTFS would take for ".git").  Every other byte is kept as
+ * it is, newlines and tabs included: git stores such names faithfully, and
+ * the commit message quotes a name with a control character, '"' or '\'
+ * (C-style, in double quotes, as git does with core.quotePath off) so that
+ * each file stays one line there.
+ *
+ * A commit's objects reach the disk before HEAD's branch moves, so a crash
+ * never leaves the branch on a missing commit.  Surviving a power loss as
+ * well needs fsync, which libgit2 leaves off; the switch is process-wide,
+ * so it is the daemon's to turn on:
+ * git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1).
  *
  * Not thread-safe: one thread at a time per versioner.  Errors are returned
  * as FR_E* codes; the libgit2 detail of the last failure is kept for the
@@ -56,10 +64,10 @@ struct version_change {
  * parent directories) when `git_dir` does not exist or is an empty
  * directory.  `repo_name` (copied; one line) names the repository in commit
  * messages.  Returns 0 and hands the versioner to *out; FR_EINVAL when
- * `repo_name` is empty or has a line break, or `git_dir` is a repository
- * with a work tree, or something else that is not empty; FR_ENOMEM;
- * FR_ERROR.  Failures are logged here, with the libgit2 detail (there is no
- * versioner to keep it), so the caller need not log them again.
+ * either is NULL, `repo_name` is empty or has a line break, or `git_dir` is
+ * a repository with a work tree, or something else that is not empty;
+ * FR_ENOMEM; FR_ERROR.  Failures are logged here, with the libgit2 detail
+ * (there is no versioner to keep it), so the caller need not log them again.
  */
 int versioner_open(struct versioner **out, const char *git_dir, const char *repo_name);
 

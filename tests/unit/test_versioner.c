@@ -151,10 +151,12 @@ static long commit_count(struct fixture *f)
     return count;
 }
 
+#define OBJECT_STORE "count-objects -v | grep -E '^(count|in-pack|packs):'"
+
 /* Loose objects, packed objects and packs, as `git count-objects` says (caller frees). */
 static char *object_store(struct fixture *f)
 {
-    return git_ok(f, "count-objects -v | grep -E '^(count|in-pack|packs):'");
+    return git_ok(f, OBJECT_STORE);
 }
 
 static void assert_fsck_clean(struct fixture *f)
@@ -178,15 +180,22 @@ static struct version_change del(const char *path)
     return change;
 }
 
-/* The pointer text of add(path, seed, size). */
-static void pointer_text(char *out, size_t cap, unsigned char seed, uint64_t size)
+/* `git show <object>` prints exactly the pointer of add(path, seed, size). */
+static void assert_pointer(struct fixture *f, const char *object, unsigned char seed,
+                           uint64_t size)
 {
-    char hex[65];
+    char hex[65], expect[256], *text;
+    int status;
 
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", seed);
-    snprintf(out, cap, "version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %llu\n",
-             hex, (unsigned long long)size);
+    snprintf(expect, sizeof(expect),
+             "version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %llu\n", hex,
+             (unsigned long long)size);
+    text = git_run(f, &status, "show %s", object);
+    assert_int_equal(status, 0);
+    assert_string_equal(text, expect);
+    free(text);
 }
 
 static void commit_ok(struct fixture *f, char id[41], const struct version_change *changes,
@@ -207,28 +216,20 @@ static void test_versioner__first_commit(void **state)
         add("README.txt", 0x01, 42),
         add("proj/sub/notes.txt", 0x00, 0),
     };
-    char id[41], head[41], expect[256], *text;
+    char id[41], head[41];
 
     commit_ok(f, id, changes, 3);
     assert_int_equal(versioner_head(f->versioner, head), 0);
     assert_string_equal(head, id);
-    text = git_ok(f, "rev-parse HEAD");
-    assert_string_equal(text, id);
-    free(text);
+    assert_git(f, "rev-parse HEAD", id);
     assert_int_equal(commit_count(f), 1);
 
     assert_git(f, "ls-tree -r --format='%(objectmode) %(objecttype) %(path)' HEAD",
                "100644 blob README.txt\n"
                "100644 blob proj/proj-1.4.0.tar.xz\n"
                "100644 blob proj/sub/notes.txt");
-    pointer_text(expect, sizeof(expect), 0xab, 123456789012ull);
-    text = git_run(f, &(int){ 0 }, "show HEAD:proj/proj-1.4.0.tar.xz");
-    assert_string_equal(text, expect);
-    free(text);
-    pointer_text(expect, sizeof(expect), 0x00, 0);
-    text = git_run(f, &(int){ 0 }, "show HEAD:proj/sub/notes.txt");
-    assert_string_equal(text, expect);
-    free(text);
+    assert_pointer(f, "HEAD:proj/proj-1.4.0.tar.xz", 0xab, 123456789012ull);
+    assert_pointer(f, "HEAD:proj/sub/notes.txt", 0x00, 0);
 
     assert_git(f, "log -1 --format='%an <%ae> %at %ad%n%cn <%ce> %ct %cd%n%P' --date=iso-strict",
                "filerepo <filerepo@localhost> 1700000000 2023-11-14T22:13:20+00:00\n"
@@ -240,8 +241,7 @@ static void test_versioner__first_commit(void **state)
                "added: proj/proj-1.4.0.tar.xz\n"
                "added: proj/sub/notes.txt\n");
     /* 3 pointers, 3 trees, 1 commit: few enough to stay loose. */
-    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'",
-               "count: 7\nin-pack: 0\npacks: 0");
+    assert_git(f, OBJECT_STORE, "count: 7\nin-pack: 0\npacks: 0");
     assert_fsck_clean(f);
 }
 
@@ -262,15 +262,13 @@ static void test_versioner__second_batch(void **state)
         del("never-there.txt"),         /* not a file at HEAD: no change */
         add("proj-1.3.tar.xz", 0x13, 1301), /* same digest, new size: a change */
     };
-    char id1[41], id2[41], expect[256], *text;
+    char id1[41], id2[41];
 
     commit_ok(f, id1, first, 4);
     commit_ok(f, id2, second, 6);
     assert_string_not_equal(id1, id2);
     assert_int_equal(commit_count(f), 2);
-    text = git_ok(f, "rev-parse HEAD^");
-    assert_string_equal(text, id1);
-    free(text);
+    assert_git(f, "rev-parse HEAD^", id1);
     assert_git(f, "log -1 --format=%B",
                "releases: 1 added, 2 changed, 1 removed\n"
                "\n"
@@ -283,10 +281,8 @@ static void test_versioner__second_batch(void **state)
                "D\told/proj-1.3.tar.xz\n"
                "M\tproj-1.3.tar.xz\n"
                "A\tproj-1.4.0.tar.xz");
-    pointer_text(expect, sizeof(expect), 0x11, 11);
-    text = git_run(f, &(int){ 0 }, "show HEAD:latest.txt");
-    assert_string_equal(text, expect);
-    free(text);
+    assert_pointer(f, "HEAD:latest.txt", 0x11, 11);
+    assert_pointer(f, "HEAD^:latest.txt", 0x10, 10);
     assert_fsck_clean(f);
 }
 
@@ -323,7 +319,7 @@ static void test_versioner__unchanged_batch_makes_no_commit(void **state)
     assert_int_equal(versioner_head(f->versioner, head), 0);
     assert_string_equal(head, id);
     /* Nothing written either. */
-    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'", store);
+    assert_git(f, OBJECT_STORE, store);
     free(store);
 }
 
@@ -397,7 +393,7 @@ static void test_versioner__file_directory_clash_refused(void **state)
     assert_int_equal(commit_count(f), 1);
     assert_git(f, "ls-tree -r --name-only HEAD", "dir/a\ndir/b\nfile");
     /* What was written for the refused batches never reached the disk. */
-    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'", store);
+    assert_git(f, OBJECT_STORE, store);
     free(store);
     assert_fsck_clean(f);
 }
@@ -575,12 +571,10 @@ static void test_versioner__long_message_capped(void **state)
     free(text);
     assert_git(f, "ls-tree -r --name-only HEAD | wc -l", "1005");
     /* 1005 pointers, 38 trees and the commit: one pack, nothing loose. */
-    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'",
-               "count: 0\nin-pack: 1044\npacks: 1");
+    assert_git(f, OBJECT_STORE, "count: 0\nin-pack: 1044\npacks: 1");
     /* A small batch on top stays loose, and reads the packed trees. */
     commit_ok(f, id, (struct version_change[]){ del("d05/f0005") }, 1);
-    assert_git(f, "count-objects -v | grep -E '^(count|in-pack|packs):'",
-               "count: 3\nin-pack: 1044\npacks: 1");
+    assert_git(f, OBJECT_STORE, "count: 3\nin-pack: 1044\npacks: 1");
     assert_git(f, "ls-tree -r --name-only HEAD | wc -l", "1004");
     assert_fsck_clean(f);
     free(paths);
@@ -590,7 +584,7 @@ static void test_versioner__long_message_capped(void **state)
 static void test_versioner__reopen_continues_history(void **state)
 {
     struct fixture *f = *state;
-    char id1[41], id2[41], head[41], *text;
+    char id1[41], id2[41], head[41];
 
     commit_ok(f, id1, (struct version_change[]){ add("one", 1, 1) }, 1);
     versioner_free(f->versioner);
@@ -599,9 +593,7 @@ static void test_versioner__reopen_continues_history(void **state)
     assert_int_equal(versioner_head(f->versioner, head), 0);
     assert_string_equal(head, id1);
     commit_ok(f, id2, (struct version_change[]){ add("two", 2, 2) }, 1);
-    text = git_ok(f, "rev-parse HEAD^");
-    assert_string_equal(text, id1);
-    free(text);
+    assert_git(f, "rev-parse HEAD^", id1);
     assert_int_equal(commit_count(f), 2);
     assert_git(f, "ls-tree -r --name-only HEAD", "one\ntwo");
     assert_git(f, "rev-parse --is-bare-repository", "true");
@@ -638,29 +630,26 @@ static void test_versioner__open_refuses_what_is_not_a_state_repository(void **s
     versioner_free(other);
 }
 
+/* Each test gets a fresh state repository. */
+#define VERSIONER_TEST(name) \
+    cmocka_unit_test_setup_teardown(test_versioner__##name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_versioner__first_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__second_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__unchanged_batch_makes_no_commit, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__nested_directory_removal, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__file_directory_swap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__file_directory_clash_refused, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__foreach, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__foreach_refuses_a_non_pointer, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__bad_paths_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__odd_names_kept_and_quoted, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__long_message_capped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versioner__reopen_continues_history, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            test_versioner__open_refuses_what_is_not_a_state_repository, setup, teardown),
+        VERSIONER_TEST(first_commit),
+        VERSIONER_TEST(second_batch),
+        VERSIONER_TEST(unchanged_batch_makes_no_commit),
+        VERSIONER_TEST(nested_directory_removal),
+        VERSIONER_TEST(file_directory_swap),
+        VERSIONER_TEST(file_directory_clash_refused),
+        VERSIONER_TEST(foreach),
+        VERSIONER_TEST(foreach_refuses_a_non_pointer),
+        VERSIONER_TEST(bad_paths_refused),
+        VERSIONER_TEST(odd_names_kept_and_quoted),
+        VERSIONER_TEST(long_message_capped),
+        VERSIONER_TEST(reopen_continues_history),
+        VERSIONER_TEST(open_refuses_what_is_not_a_state_repository),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
