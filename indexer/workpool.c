@@ -161,17 +161,14 @@ int workpool_new(struct workpool **out, unsigned threads)
     error = 0;
 
 done:
-    if (pool) {
-        int saved_errno = errno;
-
-        workpool_free(pool);
-        errno = saved_errno;
-    }
+    workpool_free(pool); /* keeps errno */
     return error;
 }
 
 void workpool_free(struct workpool *pool)
 {
+    int saved_errno = errno;
+
     if (!pool)
         return;
     pthread_mutex_lock(&pool->lock);
@@ -190,6 +187,7 @@ void workpool_free(struct workpool *pool)
     pthread_mutex_destroy(&pool->lock);
     free(pool->threads);
     free(pool);
+    errno = saved_errno;
 }
 
 int workpool_submit(struct workpool *pool, workpool_fn run, void *job)

@@ -40,7 +40,8 @@ int workpool_new(struct workpool **out, unsigned threads);
 /**
  * Stops the pool: waits for the jobs that are running to return from run(),
  * does not run the jobs still queued, joins the threads and closes the
- * eventfd.  NULL is fine.  Call it from the loop thread, never from run().
+ * eventfd.  NULL is fine; errno is kept.  Call it from the loop thread, never
+ * from run().
  *
  * The caller keeps ownership of every job it submitted: those still queued
  * (never run) and those finished but not taken back are simply forgotten by
