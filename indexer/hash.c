@@ -1,0 +1,222 @@
+/*
+ * hash.c - one read, every digest.
+ *
+ * hash_fd() reads HASH_BUFFER_SIZE bytes at a time and hands each block to
+ * the digests in slices of HASH_SLICE_SIZE bytes: a slice is small enough to
+ * stay in the CPU's cache while every digest (and crc32) walks over it, so a
+ * file costs one trip through memory however many digests are asked for,
+ * while the large block keeps the number of read() and write() calls low.
+ * The digests themselves are libcrypto's and zlib's; none is written here.
+ */
+#include "hash.h"
+#include "fr_error.h"
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Bytes given to every digest in turn; fits in a core's L2 cache. */
+#define HASH_SLICE_SIZE (64u * 1024u)
+
+struct hash_algo_info {
+    enum hash_algo algo;          /* its bit */
+    const char *name;             /* XEP-0300 name */
+    size_t size;                  /* digest length in bytes */
+    const EVP_MD *(*md)(void);    /* libcrypto digest; NULL for crc32 */
+    size_t offset;                /* where the digest goes in struct hash_result */
+};
+
+#define HASH_FIELD(f) offsetof(struct hash_result, f)
+
+static const struct hash_algo_info hash_algos[] = {
+    { HASH_SHA256, "sha-256", 32, EVP_sha256, HASH_FIELD(sha256) },
+    { HASH_SHA1, "sha-1", 20, EVP_sha1, HASH_FIELD(sha1) },
+    { HASH_MD5, "md5", 16, EVP_md5, HASH_FIELD(md5) },
+    { HASH_SHA512, "sha-512", 64, EVP_sha512, HASH_FIELD(sha512) },
+    { HASH_CRC32, "crc32", 4, NULL, 0 },
+};
+
+#define HASH_ALGO_COUNT (sizeof(hash_algos) / sizeof(*hash_algos))
+
+static const struct hash_algo_info *hash_algo_info(enum hash_algo algo)
+{
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++)
+        if (hash_algos[i].algo == algo)
+            return &hash_algos[i];
+    return NULL;
+}
+
+int hash_algo_parse(unsigned *out, const char *name)
+{
+    *out = 0;
+    if (!name)
+        return FR_EINVAL;
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+        if (strcmp(hash_algos[i].name, name) == 0) {
+            *out = hash_algos[i].algo;
+            return 0;
+        }
+    }
+    return FR_EINVAL;
+}
+
+const char *hash_algo_name(enum hash_algo algo)
+{
+    const struct hash_algo_info *info = hash_algo_info(algo);
+
+    return info ? info->name : NULL;
+}
+
+size_t hash_algo_digest_size(enum hash_algo algo)
+{
+    const struct hash_algo_info *info = hash_algo_info(algo);
+
+    return info ? info->size : 0;
+}
+
+size_t hash_result_digest(unsigned char out[64], const struct hash_result *result,
+                          enum hash_algo algo)
+{
+    const struct hash_algo_info *info = hash_algo_info(algo);
+
+    if (!info || !(result->algos & algo))
+        return 0;
+    if (algo == HASH_CRC32) {
+        out[0] = (unsigned char)(result->crc32 >> 24);
+        out[1] = (unsigned char)(result->crc32 >> 16);
+        out[2] = (unsigned char)(result->crc32 >> 8);
+        out[3] = (unsigned char)result->crc32;
+    } else {
+        memcpy(out, (const unsigned char *)result + info->offset, info->size);
+    }
+    return info->size;
+}
+
+/* Writes all of buf, through short writes and signals; -1 with errno set. */
+static int hash_write_all(int fd, const unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) {
+            /* A regular file or pipe never does this; do not spin on it. */
+            errno = EIO;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
+{
+    EVP_MD_CTX *ctx[HASH_ALGO_COUNT] = { NULL };
+    unsigned char *buf = NULL;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    uint64_t size = 0;
+    int saved_errno = 0;
+    int error = FR_ERROR;
+
+    memset(out, 0, sizeof(*out));
+    if (algos & ~(unsigned)HASH_ALL)
+        return FR_EINVAL;
+    algos |= HASH_SHA256;
+
+    buf = malloc(HASH_BUFFER_SIZE);
+    if (!buf) {
+        error = FR_ENOMEM;
+        saved_errno = ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+        if (!(algos & hash_algos[i].algo) || !hash_algos[i].md)
+            continue;
+        ctx[i] = EVP_MD_CTX_new();
+        if (!ctx[i]) {
+            error = FR_ENOMEM;
+            saved_errno = ENOMEM;
+            goto done;
+        }
+        if (!EVP_DigestInit_ex(ctx[i], hash_algos[i].md(), NULL)) {
+            saved_errno = EPROTO;
+            goto done;
+        }
+    }
+    /* Only a hint to read ahead further; pipes refuse it, which is fine. */
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    for (;;) {
+        ssize_t n = read(fd, buf, HASH_BUFFER_SIZE);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            saved_errno = errno;
+            goto done;
+        }
+        if (n == 0)
+            break;
+        for (size_t at = 0; at < (size_t)n; at += HASH_SLICE_SIZE) {
+            size_t len = (size_t)n - at < HASH_SLICE_SIZE ? (size_t)n - at : HASH_SLICE_SIZE;
+
+            for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+                if (ctx[i] && !EVP_DigestUpdate(ctx[i], buf + at, len)) {
+                    saved_errno = EPROTO;
+                    goto done;
+                }
+            }
+            if (algos & HASH_CRC32)
+                crc = crc32(crc, buf + at, (uInt)len);
+        }
+        if (copy_fd >= 0 && hash_write_all(copy_fd, buf, (size_t)n) != 0) {
+            saved_errno = errno;
+            goto done;
+        }
+        size += (uint64_t)n;
+    }
+
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+        if (!ctx[i])
+            continue;
+        if (!EVP_DigestFinal_ex(ctx[i], (unsigned char *)out + hash_algos[i].offset, NULL)) {
+            saved_errno = EPROTO;
+            goto done;
+        }
+    }
+    out->crc32 = (algos & HASH_CRC32) ? (uint32_t)crc : 0;
+    out->algos = algos;
+    out->size = size;
+    error = 0;
+
+done:
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++)
+        EVP_MD_CTX_free(ctx[i]);
+    free(buf);
+    if (error) {
+        memset(out, 0, sizeof(*out));
+        errno = saved_errno;
+    }
+    return error;
+}
+
+void hash_hex(char *out, const unsigned char *digest, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 0x0f];
+    }
+    out[2 * len] = '\0';
+}

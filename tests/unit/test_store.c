@@ -1,0 +1,628 @@
+/*
+ * test_store.c - the content store in each mode: the bytes read back are the
+ * bytes put in, an existing object is kept, an abort or a replaced file
+ * leaves nothing, and reflink says whether it cloned or copied.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <linux/fs.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "fr_error.h"
+#include "hash.h"
+#include "store.h"
+#include "workpool.h"
+#include "testfiles.h"
+
+static char dir[256];       /* this test's scratch directory */
+static char store_dir[300]; /* dir/store */
+static char src_dir[300];   /* dir/src: the "published" files */
+static int src_dirfd = -1;
+
+static int setup(void **state)
+{
+    (void)state;
+    umask(022);
+    testfiles_mkdtemp(dir, sizeof(dir), "store");
+    snprintf(store_dir, sizeof(store_dir), "%s/store", dir);
+    snprintf(src_dir, sizeof(src_dir), "%s/src", dir);
+    assert_int_equal(mkdir(src_dir, 0755), 0);
+    src_dirfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(src_dirfd >= 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    close(src_dirfd);
+    testfiles_remove_tree(dir);
+    return 0;
+}
+
+/* Each test starts from an empty store directory and source directory. */
+static int clean(void **state)
+{
+    char cmd[700];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && rm -rf '%s'/*", store_dir, src_dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+/* Counts the entries of path and of its subdirectories (not . and ..). */
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char sub[600];
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        n++;
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        if (e->d_type == DT_DIR)
+            n += count_entries(sub);
+    }
+    closedir(d);
+    return n;
+}
+
+static int count_in_store(const char *sub)
+{
+    char path[400];
+
+    snprintf(path, sizeof(path), "%s/%s", store_dir, sub);
+    return count_entries(path);
+}
+
+/* Publishes `len` bytes as src/name. */
+static void publish(const char *name, const void *data, size_t len)
+{
+    char path[512];
+
+    testfiles_write(path, sizeof(path), src_dir, name, data, len);
+}
+
+static int open_published(const char *name)
+{
+    int fd = openat(src_dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+    assert_true(fd >= 0);
+    return fd;
+}
+
+/*
+ * The indexer's sequence for one file: open, begin, hash, commit.  Runs on
+ * workers too, so it reports instead of asserting.
+ */
+static int ingest(struct store *store, const char *name, unsigned char sha256[32],
+                  struct store_report *report)
+{
+    struct store_ingest *in;
+    struct hash_result r;
+    int fd = openat(src_dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int read_fd, copy_fd;
+    int error;
+
+    if (fd < 0)
+        return FR_ERROR;
+    error = store_ingest_begin(&in, store, fd, &read_fd, &copy_fd);
+    if (!error) {
+        error = hash_fd(&r, read_fd, HASH_DEFAULT, copy_fd);
+        if (error)
+            store_ingest_abort(in);
+        else
+            error = store_ingest_commit_report(report, in, r.sha256, src_dirfd, name);
+    }
+    if (!error)
+        memcpy(sha256, r.sha256, 32);
+    close(fd);
+    return error;
+}
+
+/* The object's bytes must be `data`; returns its stat. */
+static struct stat assert_object_holds(struct store *store, const unsigned char sha256[32],
+                                       const void *data, size_t len)
+{
+    struct stat st;
+    unsigned char *bytes;
+    size_t got;
+    int fd = store_object_open(store, sha256);
+
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    bytes = testfiles_read_all(fd, &got);
+    assert_int_equal(got, len);
+    assert_memory_equal(bytes, data, len);
+    free(bytes);
+    close(fd);
+    return st;
+}
+
+/* Whether this machine can clone a file in `path`, asked directly. */
+static bool can_reflink_in(const char *path)
+{
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int a = openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int b = openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    bool can;
+
+    assert_true(dfd >= 0 && a >= 0 && b >= 0);
+    assert_int_equal(write(a, "probe", 5), 5);
+    can = ioctl(b, FICLONE, a) == 0;
+    close(a);
+    close(b);
+    close(dfd);
+    return can;
+}
+
+/* Makes `other` (a mkdtemp template) on /dev/shm when that is another file system. */
+static bool mkdtemp_elsewhere(char *other)
+{
+    struct stat shm, here;
+
+    return stat("/dev/shm", &shm) == 0 && stat(dir, &here) == 0 && shm.st_dev != here.st_dev &&
+           mkdtemp(other) != NULL;
+}
+
+static void test_store__mode_names(void **state)
+{
+    (void)state;
+    const char *names[] = { "reflink", "copy", "hardlink", "none" };
+    const enum store_mode modes[] = { STORE_REFLINK, STORE_COPY, STORE_HARDLINK, STORE_NONE };
+    enum store_mode mode;
+
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(store_mode_parse(&mode, names[i]), 0);
+        assert_int_equal(mode, modes[i]);
+        assert_string_equal(store_mode_name(mode), names[i]);
+    }
+    assert_int_equal(store_mode_parse(&mode, "Copy"), FR_EINVAL);
+    assert_int_equal(store_mode_parse(&mode, "symlink"), FR_EINVAL);
+    assert_int_equal(store_mode_parse(&mode, ""), FR_EINVAL);
+    assert_int_equal(store_mode_parse(&mode, NULL), FR_EINVAL);
+    assert_null(store_mode_name((enum store_mode)42));
+    assert_string_equal(store_method_name(STORE_METHOD_COPY), "copy");
+}
+
+static void test_store__open_makes_the_directories(void **state)
+{
+    (void)state;
+    const char *subs[] = { "", "/objects", "/tmp" };
+    struct store *store;
+    struct stat st;
+    char path[400], stale[400];
+
+    assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+    assert_int_equal(store_get_mode(store), STORE_COPY);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s%s", store_dir, subs[i]);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0750);
+    }
+    store_free(store);
+
+    /* A hard-link commit that died left a name in tmp/: the next open removes it. */
+    snprintf(stale, sizeof(stale), "%s/tmp/link.1234.5", store_dir);
+    close(open(stale, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    assert_int_equal(store_open(&store, store_dir, STORE_HARDLINK), 0);
+    assert_int_equal(access(stale, F_OK), -1);
+    store_free(store);
+    store_free(NULL);
+
+    assert_int_equal(store_open(&store, store_dir, (enum store_mode)9), FR_EINVAL);
+    assert_null(store);
+    assert_int_equal(store_open(&store, "/proc/version/store", STORE_COPY), FR_ERROR);
+    assert_null(store);
+}
+
+static void test_store__copy_keeps_the_bytes(void **state)
+{
+    (void)state;
+    const size_t size = 2 * HASH_BUFFER_SIZE + 5000;
+    unsigned char *data = testfiles_bytes(size, 11);
+    struct store_report report = { .existed = true };
+    unsigned char sha256[32];
+    char path[512], hex[65];
+    struct stat st, by_path;
+    struct store *store;
+
+    publish("a.tar", data, size);
+    assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+    assert_int_equal(ingest(store, "a.tar", sha256, &report), 0);
+    assert_int_equal(report.method, STORE_METHOD_COPY);
+    assert_false(report.existed);
+
+    st = assert_object_holds(store, sha256, data, size);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0444);
+    assert_int_equal(st.st_nlink, 1);
+
+    /* objects/ab/cdef…, and it is that file. */
+    assert_int_equal(store_object_path(store, sha256, path, sizeof(path)), 0);
+    hash_hex(hex, sha256, 32);
+    assert_true(strstr(path, store_dir) == path);
+    assert_string_equal(path + strlen(store_dir) + strlen("/objects/") + 3, hex + 2);
+    assert_int_equal(path[strlen(store_dir) + strlen("/objects/") + 2], '/');
+    assert_int_equal(stat(path, &by_path), 0);
+    assert_int_equal(by_path.st_ino, st.st_ino);
+    assert_int_equal(count_in_store("tmp"), 0);
+    assert_int_equal(count_in_store("objects"), 2);
+    store_free(store);
+    free(data);
+}
+
+static void test_store__reflink_clones_or_says_it_copied(void **state)
+{
+    (void)state;
+    const size_t size = HASH_BUFFER_SIZE + 1;
+    unsigned char *data = testfiles_bytes(size, 12);
+    struct store_report report;
+    struct store_ingest *in;
+    struct hash_result r;
+    struct store *store;
+    bool can_clone;
+    int fd, read_fd, copy_fd;
+
+    publish("r.bin", data, size);
+    assert_int_equal(store_open(&store, store_dir, STORE_REFLINK), 0);
+    can_clone = can_reflink_in(src_dir);
+    print_message("reflink in %s: %s\n", src_dir, can_clone ? "cloned" : "not supported, copied");
+
+    fd = open_published("r.bin");
+    assert_int_equal(store_ingest_begin(&in, store, fd, &read_fd, &copy_fd), 0);
+    if (can_clone) {
+        assert_int_not_equal(read_fd, fd);
+        assert_int_equal(copy_fd, -1);
+    } else {
+        assert_int_equal(read_fd, fd);
+        assert_true(copy_fd >= 0);
+    }
+    assert_int_equal(hash_fd(&r, read_fd, HASH_SHA256, copy_fd), 0);
+    assert_int_equal(store_ingest_commit_report(&report, in, r.sha256, src_dirfd, "r.bin"), 0);
+    assert_int_equal(report.method, can_clone ? STORE_METHOD_REFLINK : STORE_METHOD_COPY);
+    assert_false(report.existed);
+    assert_object_holds(store, r.sha256, data, size);
+    assert_int_equal(count_in_store("tmp"), 0);
+    close(fd);
+    store_free(store);
+    free(data);
+}
+
+/* Across file systems a clone is impossible (EXDEV): it must copy. */
+static void test_store__reflink_from_another_file_system_copies(void **state)
+{
+    (void)state;
+    char other[] = "/dev/shm/filerepo-test-store-XXXXXX";
+    char path[512];
+    struct store_report report;
+    unsigned char sha256[32];
+    unsigned char *data;
+    struct store *store;
+    int saved_src = src_dirfd;
+    int error;
+
+    if (!mkdtemp_elsewhere(other))
+        skip();
+    data = testfiles_bytes(70000, 13);
+    testfiles_write(path, sizeof(path), other, "f", data, 70000);
+    src_dirfd = open(other, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_int_equal(store_open(&store, store_dir, STORE_REFLINK), 0);
+    error = ingest(store, "f", sha256, &report);
+    close(src_dirfd);
+    src_dirfd = saved_src;
+    testfiles_remove_tree(other);
+    assert_int_equal(error, 0);
+    assert_int_equal(report.method, STORE_METHOD_COPY);
+    assert_object_holds(store, sha256, data, 70000);
+    store_free(store);
+    free(data);
+}
+
+static void test_store__hardlink_links_the_published_inode(void **state)
+{
+    (void)state;
+    unsigned char *data = testfiles_bytes(300000, 14);
+    struct store_report report;
+    unsigned char sha256[32];
+    struct stat published, object;
+    struct store *store;
+
+    publish("h.iso", data, 300000);
+    assert_int_equal(store_open(&store, store_dir, STORE_HARDLINK), 0);
+    assert_int_equal(ingest(store, "h.iso", sha256, &report), 0);
+    assert_int_equal(report.method, STORE_METHOD_HARDLINK);
+    assert_false(report.existed);
+    object = assert_object_holds(store, sha256, data, 300000);
+    assert_int_equal(fstatat(src_dirfd, "h.iso", &published, 0), 0);
+    assert_int_equal(object.st_ino, published.st_ino);
+    assert_int_equal(published.st_nlink, 2);
+    /* The published file's mode is not the store's to change. */
+    assert_int_equal(published.st_mode & 07777, 0644);
+    assert_int_equal(count_in_store("tmp"), 0);
+    store_free(store);
+    free(data);
+}
+
+static void test_store__hardlink_refuses_a_replaced_file(void **state)
+{
+    (void)state;
+    struct store_ingest *in;
+    struct hash_result r;
+    struct store *store;
+    int fd, read_fd, copy_fd;
+
+    publish("v.txt", "version 1", 9);
+    publish("v.txt.new", "version 2", 9);
+    assert_int_equal(store_open(&store, store_dir, STORE_HARDLINK), 0);
+    fd = open_published("v.txt");
+    assert_int_equal(store_ingest_begin(&in, store, fd, &read_fd, &copy_fd), 0);
+    assert_int_equal(read_fd, fd);
+    assert_int_equal(copy_fd, -1);
+    assert_int_equal(hash_fd(&r, read_fd, HASH_SHA256, copy_fd), 0);
+    /* A release tool renames the next version into place before the commit. */
+    assert_int_equal(renameat(src_dirfd, "v.txt.new", src_dirfd, "v.txt"), 0);
+    assert_int_equal(store_ingest_commit(in, r.sha256, src_dirfd, "v.txt"), FR_EINVAL);
+    assert_int_equal(store_object_open(store, r.sha256), FR_ENOTFOUND);
+    assert_int_equal(count_in_store("objects"), 0);
+    assert_int_equal(count_in_store("tmp"), 0);
+    close(fd);
+    store_free(store);
+}
+
+/* Hard links cannot cross file systems: copy, and check the copy's digest. */
+static void test_store__hardlink_across_file_systems_copies_and_checks(void **state)
+{
+    (void)state;
+    char other[] = "/dev/shm/filerepo-test-store-XXXXXX";
+    char path[512];
+    struct store_report report;
+    struct stat object;
+    struct store_ingest *in;
+    struct hash_result r;
+    struct store *store;
+    int other_fd, fd, read_fd, copy_fd;
+
+    if (!mkdtemp_elsewhere(other))
+        skip();
+    other_fd = open(other, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(other_fd >= 0);
+    testfiles_write(path, sizeof(path), other, "x", "cross", 5);
+    assert_int_equal(store_open(&store, store_dir, STORE_HARDLINK), 0);
+
+    fd = openat(other_fd, "x", O_RDONLY | O_CLOEXEC);
+    assert_int_equal(store_ingest_begin(&in, store, fd, &read_fd, &copy_fd), 0);
+    assert_int_equal(hash_fd(&r, read_fd, HASH_SHA256, copy_fd), 0);
+    assert_int_equal(store_ingest_commit_report(&report, in, r.sha256, other_fd, "x"), 0);
+    assert_int_equal(report.method, STORE_METHOD_COPY);
+    object = assert_object_holds(store, r.sha256, "cross", 5);
+    assert_int_equal(object.st_mode & 07777, 0444);
+    close(fd);
+
+    /* Rewritten in place after hashing: same inode, other bytes. */
+    testfiles_write(path, sizeof(path), other, "y", "before", 6);
+    fd = openat(other_fd, "y", O_RDONLY | O_CLOEXEC);
+    assert_int_equal(store_ingest_begin(&in, store, fd, &read_fd, &copy_fd), 0);
+    assert_int_equal(hash_fd(&r, read_fd, HASH_SHA256, copy_fd), 0);
+    testfiles_write(path, sizeof(path), other, "y", "after!", 6);
+    assert_int_equal(store_ingest_commit(in, r.sha256, other_fd, "y"), FR_EINVAL);
+    assert_int_equal(store_object_open(store, r.sha256), FR_ENOTFOUND);
+    close(fd);
+
+    close(other_fd);
+    testfiles_remove_tree(other);
+    store_free(store);
+}
+
+static void test_store__none_keeps_nothing(void **state)
+{
+    (void)state;
+    struct store_report report;
+    unsigned char sha256[32];
+    struct store *store;
+
+    publish("n", "nothing kept", 12);
+    assert_int_equal(store_open(&store, store_dir, STORE_NONE), 0);
+    assert_int_equal(ingest(store, "n", sha256, &report), 0);
+    assert_int_equal(report.method, STORE_METHOD_NONE);
+    assert_int_equal(store_object_open(store, sha256), FR_ENOTFOUND);
+    assert_int_equal(count_in_store("objects"), 0);
+    assert_int_equal(count_in_store("tmp"), 0);
+    store_free(store);
+}
+
+static void test_store__existing_object_is_kept(void **state)
+{
+    (void)state;
+    unsigned char *data = testfiles_bytes(123456, 15);
+    struct store_report report;
+    unsigned char first[32], again[32];
+    struct stat before, after, published;
+    struct store *store;
+
+    publish("one", data, 123456);
+    publish("two", data, 123456);
+    assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+    assert_int_equal(ingest(store, "one", first, &report), 0);
+    assert_false(report.existed);
+    before = assert_object_holds(store, first, data, 123456);
+
+    assert_int_equal(ingest(store, "two", again, &report), 0);
+    assert_memory_equal(first, again, 32);
+    assert_true(report.existed);
+    after = assert_object_holds(store, first, data, 123456);
+    assert_int_equal(after.st_ino, before.st_ino);
+    assert_int_equal(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+    assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+    store_free(store);
+
+    /* The same in hard-link mode: the copy stays, the file is not linked. */
+    assert_int_equal(store_open(&store, store_dir, STORE_HARDLINK), 0);
+    assert_int_equal(ingest(store, "two", again, &report), 0);
+    assert_true(report.existed);
+    after = assert_object_holds(store, first, data, 123456);
+    assert_int_equal(after.st_ino, before.st_ino);
+    assert_int_equal(fstatat(src_dirfd, "two", &published, 0), 0);
+    assert_int_equal(published.st_nlink, 1);
+    assert_int_equal(count_in_store("objects"), 2);
+    assert_int_equal(count_in_store("tmp"), 0);
+    store_free(store);
+    free(data);
+}
+
+static void test_store__abort_leaves_nothing(void **state)
+{
+    (void)state;
+    const enum store_mode modes[] = { STORE_REFLINK, STORE_COPY, STORE_HARDLINK, STORE_NONE };
+    unsigned char *data = testfiles_bytes(HASH_BUFFER_SIZE * 2, 16);
+
+    publish("big", data, HASH_BUFFER_SIZE * 2);
+    for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++) {
+        struct store_ingest *in;
+        struct hash_result r;
+        struct store *store;
+        int fd = open_published("big");
+        int read_fd, copy_fd;
+
+        assert_int_equal(store_open(&store, store_dir, modes[i]), 0);
+        assert_int_equal(store_ingest_begin(&in, store, fd, &read_fd, &copy_fd), 0);
+        assert_int_equal(hash_fd(&r, read_fd, HASH_SHA256, copy_fd), 0);
+        store_ingest_abort(in);
+        assert_int_equal(store_object_open(store, r.sha256), FR_ENOTFOUND);
+        assert_int_equal(count_in_store("objects"), 0);
+        assert_int_equal(count_in_store("tmp"), 0);
+        close(fd);
+        store_free(store);
+    }
+    store_ingest_abort(NULL);
+    free(data);
+}
+
+static void test_store__begin_refuses_what_is_not_a_file(void **state)
+{
+    (void)state;
+    struct store_ingest *in = (struct store_ingest *)&in; /* not NULL: must be reset */
+    struct store *store;
+    int read_fd = 7, copy_fd = 7;
+
+    assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+    assert_int_equal(store_ingest_begin(&in, store, src_dirfd, &read_fd, &copy_fd), FR_EINVAL);
+    assert_null(in);
+    assert_int_equal(copy_fd, -1);
+    store_free(store);
+}
+
+static void test_store__missing_object(void **state)
+{
+    (void)state;
+    unsigned char sha256[32];
+    char path[512], tiny[16];
+    struct store *store;
+
+    memset(sha256, 0xab, sizeof(sha256));
+    assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+    assert_int_equal(store_object_open(store, sha256), FR_ENOTFOUND);
+    assert_int_equal(store_object_path(store, sha256, path, sizeof(path)), 0);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(store_object_path(store, sha256, tiny, sizeof(tiny)), FR_EINVAL);
+    assert_string_equal(tiny, "");
+    /* Exactly the room it needs is enough. */
+    assert_int_equal(store_object_path(store, sha256, path, strlen(path) + 1), 0);
+    assert_int_equal(store_object_path(store, sha256, path, strlen(path)), FR_EINVAL);
+    store_free(store);
+}
+
+struct pipeline_job {
+    struct store *store;        /* shared by every job */
+    char name[16];              /* published file */
+    unsigned char sha256[32];   /* its digest */
+    struct store_report report; /* what the commit did */
+    int error;                  /* what the ingest returned */
+};
+
+static void pipeline_job_run(void *arg)
+{
+    struct pipeline_job *job = arg;
+
+    job->error = ingest(job->store, job->name, job->sha256, &job->report);
+}
+
+/* Workers ingest the same contents at once: one object each, all complete. */
+static void test_store__parallel_ingests(void **state)
+{
+    (void)state;
+    enum { FILES = 12, CONTENTS = 3 };
+    struct pipeline_job jobs[FILES];
+    unsigned char *data[CONTENTS];
+    struct workpool *pool;
+    struct store *store;
+    int fresh = 0, taken = 0;
+
+    for (int c = 0; c < CONTENTS; c++)
+        data[c] = testfiles_bytes(HASH_BUFFER_SIZE / 2, 100u + (uint32_t)c);
+    assert_int_equal(store_open(&store, store_dir, STORE_REFLINK), 0);
+    assert_int_equal(workpool_new(&pool, 4), 0);
+    for (int i = 0; i < FILES; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].store = store;
+        snprintf(jobs[i].name, sizeof(jobs[i].name), "p%d", i);
+        publish(jobs[i].name, data[i % CONTENTS], HASH_BUFFER_SIZE / 2);
+        assert_int_equal(workpool_submit(pool, pipeline_job_run, &jobs[i]), 0);
+    }
+    while (taken < FILES) {
+        struct pipeline_job *job;
+
+        while (!(job = workpool_take_done(pool)))
+            usleep(1000);
+        assert_int_equal(job->error, 0);
+        fresh += !job->report.existed;
+        taken++;
+    }
+    assert_int_equal(fresh, CONTENTS);
+    for (int c = 0; c < CONTENTS; c++)
+        assert_object_holds(store, jobs[c].sha256, data[c], HASH_BUFFER_SIZE / 2);
+    assert_int_equal(count_in_store("tmp"), 0);
+    workpool_free(pool);
+    store_free(store);
+    for (int c = 0; c < CONTENTS; c++)
+        free(data[c]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store__mode_names),
+        cmocka_unit_test_setup(test_store__open_makes_the_directories, clean),
+        cmocka_unit_test_setup(test_store__copy_keeps_the_bytes, clean),
+        cmocka_unit_test_setup(test_store__reflink_clones_or_says_it_copied, clean),
+        cmocka_unit_test_setup(test_store__reflink_from_another_file_system_copies, clean),
+        cmocka_unit_test_setup(test_store__hardlink_links_the_published_inode, clean),
+        cmocka_unit_test_setup(test_store__hardlink_refuses_a_replaced_file, clean),
+        cmocka_unit_test_setup(test_store__hardlink_across_file_systems_copies_and_checks, clean),
+        cmocka_unit_test_setup(test_store__none_keeps_nothing, clean),
+        cmocka_unit_test_setup(test_store__existing_object_is_kept, clean),
+        cmocka_unit_test_setup(test_store__abort_leaves_nothing, clean),
+        cmocka_unit_test_setup(test_store__begin_refuses_what_is_not_a_file, clean),
+        cmocka_unit_test_setup(test_store__missing_object, clean),
+        cmocka_unit_test_setup(test_store__parallel_ingests, clean),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
