@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "component.h"
 #include "fr_error.h"
+#include "indexer.h"
 #include "keeper.h"
 #include "log.h"
 #include "service.h"
@@ -33,6 +34,7 @@ struct daemon {
     struct keeper *keeper;         /* owned: keeps the catalog connected */
     struct service *service;       /* owned */
     struct component *component;   /* owned */
+    struct indexer *indexer;       /* owned */
     int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP */
     bool stopping;                 /* a stop was asked for */
     uint64_t stop_deadline_ms;     /* give up on a clean XMPP close then */
@@ -95,13 +97,13 @@ static int daemon_state_dir_prepare(const struct config *config)
 /* The shortest of the parts' timeouts; a second when none needs a turn. */
 static int daemon_timeout(struct daemon *d, uint64_t now)
 {
-    int a = component_timeout_ms(d->component, now);
-    int b = keeper_timeout_ms(d->keeper, now);
+    int t[] = { component_timeout_ms(d->component, now), keeper_timeout_ms(d->keeper, now),
+                indexer_timeout_ms(d->indexer, now) };
+    int a = -1;
 
-    if (a < 0)
-        a = b;
-    else if (b >= 0 && b < a)
-        a = b;
+    for (size_t i = 0; i < sizeof(t) / sizeof(*t); i++)
+        if (t[i] >= 0 && (a < 0 || t[i] < a))
+            a = t[i];
     return a < 0 ? 1000 : a;
 }
 
@@ -124,6 +126,8 @@ int daemon_run(const struct config *config)
         log_error("daemon", "out of memory");
         goto done;
     }
+    if (indexer_new(&d.indexer, config) != 0)
+        goto done;
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);
 
@@ -131,12 +135,12 @@ int daemon_run(const struct config *config)
      * down at start, and disco#info needs no catalog. */
     while (!keeper_is_fatal(d.keeper)) {
         uint64_t now = clock_now_ms();
-        struct pollfd fds[3];
+        struct pollfd fds[5];
         short cat_events = 0, xmpp_events = 0;
         int cat_fd = keeper_fd(d.keeper, &cat_events);
         int xmpp_fd = component_fd(d.component, &xmpp_events);
         int cat_slot = -1;
-        nfds_t n = 0;
+        nfds_t n = 0, ix_first;
 
         if (d.stopping && (component_is_stopped(d.component) || now >= d.stop_deadline_ms))
             break;
@@ -148,6 +152,8 @@ int daemon_run(const struct config *config)
         }
         if (xmpp_fd >= 0)
             fds[n++] = (struct pollfd){ .fd = xmpp_fd, .events = xmpp_events };
+        ix_first = n;
+        n += indexer_pollfds(d.indexer, fds + n, sizeof(fds) / sizeof(*fds) - n);
 
         if (poll(fds, n, daemon_timeout(&d, now)) < 0 && errno != EINTR) {
             log_error("daemon", "poll: %s", strerror(errno));
@@ -156,8 +162,12 @@ int daemon_run(const struct config *config)
         now = clock_now_ms();
         if (fds[0].revents)
             daemon_on_signal(&d);
-        if (!d.stopping)
+        if (!d.stopping) {
             keeper_run(d.keeper, cat_slot >= 0 ? fds[cat_slot].revents : 0, now);
+            if (keeper_take_connected(d.keeper))
+                indexer_start(d.indexer, d.catalog);
+            indexer_run(d.indexer, fds + ix_first, n - ix_first, now);
+        }
         if (!keeper_is_fatal(d.keeper))
             component_run(d.component, now);
     }
@@ -169,6 +179,7 @@ int daemon_run(const struct config *config)
     error = 0;
 
 done:
+    indexer_free(d.indexer);
     component_free(d.component);
     service_free(d.service);
     keeper_free(d.keeper);

@@ -42,6 +42,7 @@ struct keeper {
     uint64_t deadline_ms;       /* CONNECTING: give up then */
     bool want_write;            /* CONNECTING: libpq waits to write */
     uint64_t lost_at_ms;        /* when the connection was lost, 0: never */
+    bool fresh;                 /* connected since keeper_take_connected() last said so */
 };
 
 static void keeper_enter_state(struct keeper *keeper, enum keeper_state state)
@@ -116,6 +117,7 @@ static void keeper_connected(struct keeper *keeper, uint64_t now)
         log_info("catalog", "connected, schema version %d (%d migration%s applied)", version,
                  applied, applied == 1 ? "" : "s");
     backoff_reset(&keeper->backoff);
+    keeper->fresh = true;
     keeper_enter_state(keeper, KEEPER_CONNECTED);
 }
 
@@ -194,6 +196,14 @@ void keeper_run(struct keeper *keeper, short revents, uint64_t now_ms)
 bool keeper_is_connected(const struct keeper *keeper)
 {
     return keeper->state == KEEPER_CONNECTED;
+}
+
+bool keeper_take_connected(struct keeper *keeper)
+{
+    bool fresh = keeper->fresh && keeper->state == KEEPER_CONNECTED;
+
+    keeper->fresh = false;
+    return fresh;
 }
 
 bool keeper_is_fatal(const struct keeper *keeper)

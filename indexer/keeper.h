@@ -41,6 +41,12 @@ void keeper_run(struct keeper *keeper, short revents, uint64_t now_ms);
 bool keeper_is_connected(const struct keeper *keeper);
 
 /**
+ * Returns true once after each time the catalog became connected (and
+ * migrated): the moment to (re)register what depends on the connection.
+ */
+bool keeper_take_connected(struct keeper *keeper);
+
+/**
  * Returns whether the keeper gave up for good: the catalog's schema is one
  * this binary cannot use (logged).
  */

@@ -77,6 +77,11 @@ int scan_open_file(int root_fd, const char *path, struct stat *st)
     return fd;
 }
 
+int scan_open_dir(int root_fd, const char *path)
+{
+    return scan_openat2(root_fd, path, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+}
+
 bool scan_ignored(const struct config_strings *ignore, const char *path)
 {
     char seg[NAME_MAX + 1];
@@ -268,7 +273,8 @@ static int scan_read_disk(struct scan_ctx *ctx, const char *dir, struct scan_nam
         }
     }
     closedir(d);
-    qsort(disk->v, disk->count, sizeof(*disk->v), scan_name_cmp);
+    if (disk->count > 1)
+        qsort(disk->v, disk->count, sizeof(*disk->v), scan_name_cmp);
     return 0;
 }
 

@@ -75,6 +75,12 @@ void scan_clear(struct scan *scan);
  */
 int scan_open_file(int root_fd, const char *path, struct stat *st);
 
+/**
+ * Opens directory `path` ("" = the root) below root_fd as an O_PATH
+ * descriptor, never resolving outside the root.  Returns it, or -errno.
+ */
+int scan_open_dir(int root_fd, const char *path);
+
 /** Returns whether any '/'-separated segment of path matches a pattern. */
 bool scan_ignored(const struct config_strings *ignore, const char *path);
 

@@ -77,8 +77,9 @@ def drop_database(env, name):
     psql(env, "postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def write_config(path, env, db, state_dir, **xmpp):
-    """Writes a filerepod configuration for the private services."""
+def write_config(path, env, db, state_dir, extra=None, **xmpp):
+    """Writes a filerepod configuration for the private services; `extra`
+    adds top-level keys (repositories, indexer, ...)."""
     settings = {
         "host": env["XMPP_HOST"],
         "port": int(env["XMPP_COMPONENT_PORT"]),
@@ -90,12 +91,14 @@ def write_config(path, env, db, state_dir, **xmpp):
     }
     settings.update(xmpp)
     import json
-    text = json.dumps({
+    document = {
         "database": {"conninfo": f"host={env['PGHOST']} user={env['PGUSER']} dbname={db}"},
         "xmpp": settings,
         "state_dir": state_dir,
         "log": {"level": "info"},
-    }, indent=2)
+    }
+    document.update(extra or {})
+    text = json.dumps(document, indent=2)
     with open(path, "w") as f:
         f.write("// written by tests/integration/harness.py\n" + text + "\n")
 
@@ -103,13 +106,14 @@ def write_config(path, env, db, state_dir, **xmpp):
 class Daemon:
     """A filerepod process with its own catalog database and state dir."""
 
-    def __init__(self, env, extra_args=(), **xmpp):
+    def __init__(self, env, extra_args=(), extra=None, **xmpp):
         self.env = env
         self.dir = tempfile.mkdtemp(prefix="filerepod-test-")
         self.db = fresh_database(env)
         self.config = os.path.join(self.dir, "filerepod.json")
         self.log_path = os.path.join(self.dir, "filerepod.log")
-        write_config(self.config, env, self.db, os.path.join(self.dir, "state"), **xmpp)
+        self.state = os.path.join(self.dir, "state")
+        write_config(self.config, env, self.db, self.state, extra=extra, **xmpp)
         self.extra_args = list(extra_args)
         self.proc = None
         self._log = None

@@ -1,0 +1,109 @@
+/*
+ * indexer_internal.h - what indexer.c (the loop thread) and indexer_jobs.c
+ * (the workers) share.
+ *
+ * Ownership: a batch belongs to its repository; while a job of the batch
+ * is with the pool only that job's worker touches the fields it fills, and
+ * the loop thread reads them after workpool_take_done() returns the job.
+ */
+#ifndef FILEREPO_INDEXER_INTERNAL_H
+#define FILEREPO_INDEXER_INTERNAL_H
+
+#include <sys/stat.h>
+
+#include "hash.h"
+#include "indexer.h"
+#include "index.h"
+#include "mime.h"
+#include "pathset.h"
+#include "scan.h"
+#include "store.h"
+#include "versioner.h"
+#include "watch.h"
+#include "workpool.h"
+
+enum ix_job_kind {
+    IX_JOB_SCAN,     /* reconcile the batch's paths with the catalog */
+    IX_JOB_HASH,     /* hash one file into the content store */
+    IX_JOB_COMMIT,   /* git commit + catalog transaction */
+};
+
+/* Every job starts with this, so a finished job can be told apart. */
+struct ix_job {
+    enum ix_job_kind kind;       /* what it is */
+    struct ix_batch *batch;      /* the batch it serves */
+};
+
+/* One file of a batch, on its way through the hasher. */
+struct ix_file {
+    struct ix_job job;           /* IX_JOB_HASH */
+    const struct scan_item *item; /* what the scan saw (borrowed from batch->scan) */
+    struct hash_result hash;     /* digests */
+    struct stat st;              /* stat of what was hashed */
+    const char *mime;            /* media type (borrowed from the mime table) */
+    int error;                   /* 0; -errno: unreadable; FR_EINVAL: changed while hashed */
+};
+
+struct ix_batch {
+    struct ix_job scan_job;      /* IX_JOB_SCAN */
+    struct ix_job commit_job;    /* IX_JOB_COMMIT */
+    struct ix_repo *repo;        /* owner */
+    char **paths;                /* what to reconcile; "" alone = everything */
+    size_t paths_count;          /* how many */
+    struct scan scan;            /* what the scan found */
+    struct ix_file *files;       /* one per SCAN_FILE item */
+    size_t files_count;          /* how many */
+    size_t files_submitted;      /* handed to the pool so far */
+    size_t files_done;           /* come back */
+    uint64_t bytes_done;         /* sizes of the files come back */
+    uint64_t started_ms;         /* when the batch began */
+    uint64_t progress_ms;        /* when progress was last logged */
+    int error;                   /* scan or commit: 0 or FR_E* */
+    char error_text[512];        /* its detail */
+    char commit[41];             /* the git commit recorded */
+    struct catalog_batch_result result; /* what the catalog recorded */
+    size_t unreadable;           /* files that could not be hashed (retried) */
+};
+
+enum ix_stage {
+    IX_IDLE,                     /* nothing in flight */
+    IX_SCANNING,                 /* the scan job is out */
+    IX_HASHING,                  /* hash jobs are out */
+    IX_COMMITTING,               /* the commit job is out */
+};
+
+struct ix_repo {
+    struct indexer *indexer;     /* owner */
+    int index;                   /* position in config->repositories */
+    const struct config_repository *conf; /* borrowed */
+    int64_t id;                  /* catalog id; 0 before indexer_start */
+    int root_fd;                 /* O_PATH of the root; -1 while unavailable */
+    bool watched;                /* its tree is under inotify */
+    struct versioner *versioner; /* its git history */
+    struct pathset *pending;     /* paths waiting to settle */
+    bool full_due;               /* a full rescan is wanted at full_due_ms */
+    uint64_t full_due_ms;        /* when */
+    unsigned lost_streak;        /* consecutive losses: back-off of rescans */
+    uint64_t next_periodic_ms;   /* the safety-net rescan */
+    enum ix_stage stage;         /* what is in flight */
+    struct ix_batch *batch;      /* the batch in flight, or NULL */
+    struct pathset *retry;       /* unreadable paths: due = next attempt */
+};
+
+struct indexer {
+    const struct config *config; /* borrowed */
+    struct workpool *pool;       /* workers */
+    struct watch *watch;         /* inotify */
+    struct store *store;         /* content store */
+    struct mime *mime;           /* media types */
+    struct ix_repo *repos;       /* one per configured repository */
+    size_t repos_count;          /* how many */
+    bool started;                /* indexer_start has run once */
+    size_t in_flight;            /* jobs with the pool */
+    size_t max_in_flight;        /* hash jobs allowed out at once */
+};
+
+/* The workers' side (indexer_jobs.c). */
+void ix_job_run(void *job);
+
+#endif

@@ -1,0 +1,206 @@
+"""The indexer end to end: real files in a published directory, the real
+daemon, the real catalog and git.  What a release manager does (upload
+slowly, upload under a temporary name and rename, replace, delete, link)
+and what must follow: one revision per finished upload with the right
+digest, the old bytes kept, the history in git, nothing outside the tree."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+from harness import Daemon, check, load_services_env, psql
+
+SETTLE_MS = 300
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Repo:
+    """A published directory with its daemon."""
+
+    def __init__(self, env, daemon, root):
+        self.env, self.daemon, self.root = env, daemon, root
+
+    def sql(self, query):
+        return psql(self.env, self.daemon.db, query)
+
+    def revisions(self, path):
+        """[(number, sha256 hex, size)] of a file, oldest first."""
+        rows = self.sql(f"SELECT r.number, encode(r.sha256, 'hex'), r.size FROM revision r"
+                        f" JOIN entry e ON e.id = r.entry_id WHERE e.path = '{path}'"
+                        f" ORDER BY r.number")
+        return [tuple(int(x) if i != 1 else x for i, x in enumerate(r.split("|")))
+                for r in rows]
+
+    def wait_revisions(self, path, count, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            revs = self.revisions(path)
+            if len(revs) >= count:
+                return revs
+            time.sleep(0.05)
+        raise AssertionError(f"{path}: {len(self.revisions(path))} revisions, wanted {count};"
+                             f" log:\n{self.daemon.log()}")
+
+    def wait_idle(self, timeout=30):
+        """Waits until no batch is in flight and nothing waits (by the log)."""
+        time.sleep(SETTLE_MS / 1000 + 0.5)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            n = len(self.daemon.log())
+            if n == last:
+                return
+            last = n
+            time.sleep(1)
+
+    def git(self, *args):
+        return subprocess.run(["git", "--git-dir", os.path.join(self.daemon.state, "git",
+                                                                  "releases.git")] + list(args),
+                              check=True, capture_output=True, text=True).stdout
+
+    def path(self, rel):
+        return os.path.join(self.root, rel)
+
+
+def test_slow_writer(repo):
+    """10 MB over 3 s: nothing is recorded before the upload finished, then
+    exactly one revision with the right sha-256."""
+    path = repo.path("slow-1.0.tar.xz")
+    data = os.urandom(10 * 1024 * 1024)
+    with open(path, "wb") as f:
+        for i in range(30):
+            f.write(data[i * len(data) // 30:(i + 1) * len(data) // 30])
+            f.flush()
+            time.sleep(0.1)
+            check(repo.revisions("slow-1.0.tar.xz") == [], "recorded before the upload finished")
+    revs = repo.wait_revisions("slow-1.0.tar.xz", 1)
+    check(revs == [(1, hashlib.sha256(data).hexdigest(), len(data))], f"slow writer: {revs}")
+    repo.wait_idle()
+    check(len(repo.revisions("slow-1.0.tar.xz")) == 1, "more than one revision")
+
+
+def test_rename_into_place(repo):
+    """Write under a temporary name, rename: one revision of the final name,
+    nothing of the temporary one."""
+    part = repo.path("proj-1.4.0.tar.xz.part")
+    with open(part, "wb") as f:
+        f.write(b"release bytes " * 1000)
+    time.sleep(SETTLE_MS / 1000 + 0.5)
+    os.rename(part, repo.path("proj-1.4.0.tar.xz"))
+    revs = repo.wait_revisions("proj-1.4.0.tar.xz", 1)
+    check(revs[0][1] == sha256_of(repo.path("proj-1.4.0.tar.xz")), "digest after rename")
+    repo.wait_idle()
+    check(repo.sql("SELECT count(*) FROM entry WHERE path LIKE '%.part'") == ["0"],
+          "the temporary name reached the catalog")
+    check(repo.sql("SELECT mime FROM revision r JOIN entry e ON e.id = r.entry_id"
+                   " WHERE e.path = 'proj-1.4.0.tar.xz'") == ["application/x-xz"], "mime")
+
+
+def test_modify_keeps_old_bytes(repo):
+    """A replaced file gets revision 2; revision 1's bytes stay in the store."""
+    path = repo.path("latest.txt")
+    with open(path, "w") as f:
+        f.write("version one\n")
+    first = repo.wait_revisions("latest.txt", 1)[0]
+    time.sleep(0.1)
+    with open(path, "w") as f:
+        f.write("version two, longer\n")
+    revs = repo.wait_revisions("latest.txt", 2)
+    check([r[0] for r in revs] == [1, 2], f"numbers {revs}")
+    check(revs[1][1] == sha256_of(path), "revision 2 digest")
+    old = os.path.join(repo.daemon.state, "store", "objects", first[1][:2], first[1][2:])
+    check(os.path.exists(old), f"revision 1's bytes are not in the store at {old}")
+    with open(old, "rb") as f:
+        check(f.read() == b"version one\n", "revision 1's bytes in the store differ")
+
+
+def test_delete_keeps_history(repo):
+    path = repo.path("doomed.txt")
+    with open(path, "w") as f:
+        f.write("short-lived\n")
+    repo.wait_revisions("doomed.txt", 1)
+    os.unlink(path)
+    deadline = time.monotonic() + 20
+    while repo.sql("SELECT deleted_at IS NOT NULL FROM entry WHERE path = 'doomed.txt'") != ["t"]:
+        check(time.monotonic() < deadline, "deletion not recorded")
+        time.sleep(0.05)
+    check(len(repo.revisions("doomed.txt")) == 1, "history lost on deletion")
+
+
+def test_directories_and_symlinks(repo, outside):
+    os.makedirs(repo.path("old/1.0"))
+    with open(repo.path("old/1.0/a.tar.gz"), "wb") as f:
+        f.write(b"a" * 100)
+    secret = os.path.join(outside, "secret.txt")
+    with open(secret, "w") as f:
+        f.write("not for publishing\n")
+    os.symlink(secret, repo.path("escape.txt"))
+    os.symlink("old/1.0/a.tar.gz", repo.path("current.tar.gz"))
+    repo.wait_revisions("old/1.0/a.tar.gz", 1)
+    repo.wait_revisions("current.tar.gz", 1)
+    repo.wait_idle()
+    check(repo.sql("SELECT count(*) FROM entry WHERE path = 'escape.txt'") == ["0"],
+          "a symlink leading outside was followed")
+    check("escape.txt: symbolic link leads outside the repository" in repo.daemon.log(),
+          "the refused symlink is not logged")
+    check(repo.sql("SELECT kind FROM entry WHERE path IN ('old', 'old/1.0') ORDER BY path")
+          == ["directory", "directory"], "directories")
+
+
+def test_git_history(repo):
+    """One commit per batch; the tree holds a pointer per live file."""
+    commits = repo.sql("SELECT count(DISTINCT commit_id) FROM revision")[0]
+    log = repo.git("log", "--format=%H %s")
+    check(int(commits) <= len(log.splitlines()), f"catalog commits {commits} vs git:\n{log}")
+    files = repo.sql("SELECT path FROM entry WHERE kind = 'file' AND deleted_at IS NULL"
+                     " ORDER BY path")
+    tree = sorted(repo.git("ls-tree", "-r", "--name-only", "HEAD").splitlines())
+    check(tree == sorted(files), f"git tree {tree} vs catalog {files}")
+    sha = repo.revisions("latest.txt")[-1][1]
+    pointer = repo.git("show", "HEAD:latest.txt")
+    check(pointer == f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\n"
+                     f"size {os.path.getsize(repo.path('latest.txt'))}\n", f"pointer {pointer!r}")
+    # Every revision names a commit git has.
+    for commit in repo.sql("SELECT DISTINCT commit_id FROM revision"):
+        repo.git("cat-file", "-e", commit + "^{commit}")
+    print(log)
+
+
+def main():
+    env = load_services_env()
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="filerepo-pub-") as root, \
+            tempfile.TemporaryDirectory(prefix="filerepo-outside-") as outside:
+        # Something already there before the daemon starts.
+        with open(os.path.join(root, "preexisting.tar.xz"), "wb") as f:
+            f.write(b"was here first")
+        extra = {"repositories": [{"name": "releases", "path": root, "title": "Releases"}],
+                 "indexer": {"settle_ms": SETTLE_MS, "content_store": "copy"}}
+        with Daemon(env, extra=extra) as daemon:
+            repo = Repo(env, daemon, root)
+            daemon.wait_log(r"repo=releases path=.*: watching; start-up rescan")
+            revs = repo.wait_revisions("preexisting.tar.xz", 1)
+            check(revs[0][1] == hashlib.sha256(b"was here first").hexdigest(), "start-up scan")
+            test_slow_writer(repo)
+            test_rename_into_place(repo)
+            test_modify_keeps_old_bytes(repo)
+            test_delete_keeps_history(repo)
+            test_directories_and_symlinks(repo, outside)
+            repo.wait_idle()
+            test_git_history(repo)
+            check(daemon.stop() == 0, "clean stop")
+            print(daemon.log())
+    print("ok")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
