@@ -15,6 +15,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <git2.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,6 +420,11 @@ int indexer_new(struct indexer **out, const struct config *config)
         log_error("index", "content store %s: %s", path, strerror(errno));
         goto fail;
     }
+    /* The catalog names git commits: they must survive a power loss as
+     * well as a crash.  The switch is process-wide, hence here. */
+    git_libgit2_init();
+    ix->fsync_set = true;
+    git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
     for (size_t i = 0; i < ix->repos_count; i++) {
         struct ix_repo *repo = &ix->repos[i];
 
@@ -458,6 +464,8 @@ void indexer_free(struct indexer *ix)
     watch_free(ix->watch);
     store_free(ix->store);
     mime_free(ix->mime);
+    if (ix->fsync_set)
+        git_libgit2_shutdown();
     free(ix);
 }
 

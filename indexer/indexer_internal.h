@@ -99,6 +99,7 @@ struct indexer {
     struct ix_repo *repos;       /* one per configured repository */
     size_t repos_count;          /* how many */
     bool started;                /* indexer_start has run once */
+    bool fsync_set;              /* holds a git_libgit2_init() reference */
     size_t in_flight;            /* jobs with the pool */
     size_t max_in_flight;        /* hash jobs allowed out at once */
 };

@@ -123,7 +123,10 @@ class Daemon:
         self.component = json.loads(text[text.index("{"):])["xmpp"]["component"]
 
     def start(self):
-        self._log = open(self.log_path, "w")
+        """Starts the daemon; a restart appends to the same log."""
+        if self._log:
+            self._log.close()
+        self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen([binary("filerepod"), "-c", self.config] + self.extra_args,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         return self
