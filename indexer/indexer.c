@@ -230,6 +230,10 @@ static void ix_batch_retry(struct ix_repo *repo, struct ix_batch *batch, uint64_
 
 static void ix_batch_end(struct ix_repo *repo)
 {
+    struct catalog *catalog = repo->indexer->catalog;
+
+    if (repo->batch->progress_shown && catalog && catalog_is_connected(catalog))
+        catalog_progress_set(catalog, repo->id, true, 0, 0, 0, 0);
     ix_batch_free(repo->batch);
     repo->batch = NULL;
     repo->stage = IX_IDLE;
@@ -308,6 +312,12 @@ static void ix_progress(struct ix_repo *repo, struct ix_batch *batch, uint64_t n
              repo->conf->name, total ? 100.0 * (double)batch->bytes_done / (double)total : 0.0,
              batch->files_done, batch->files_count, (double)batch->bytes_done / 1e6,
              (double)total / 1e6, secs > 0 ? (double)batch->bytes_done / 1e6 / secs : 0.0);
+    /* For `filerepo status`; a catalog that is away just misses a line. */
+    if (repo->indexer->catalog && catalog_is_connected(repo->indexer->catalog) &&
+        catalog_progress_set(repo->indexer->catalog, repo->id, false, (int64_t)batch->files_count,
+                             (int64_t)batch->files_done, (int64_t)total,
+                             (int64_t)batch->bytes_done) == 0)
+        batch->progress_shown = true;
 }
 
 static void ix_file_done(struct ix_repo *repo, struct ix_file *file, uint64_t now)
@@ -473,6 +483,7 @@ int indexer_start(struct indexer *ix, struct catalog *catalog)
 {
     uint64_t now = 0;
 
+    ix->catalog = catalog;
     for (size_t i = 0; i < ix->repos_count; i++) {
         struct ix_repo *repo = &ix->repos[i];
         const struct config_repository *c = repo->conf;

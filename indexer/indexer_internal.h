@@ -16,6 +16,7 @@
 #include "index.h"
 #include "mime.h"
 #include "pathset.h"
+#include "query.h"
 #include "scan.h"
 #include "store.h"
 #include "versioner.h"
@@ -63,6 +64,7 @@ struct ix_batch {
     char commit[41];             /* the git commit recorded */
     struct catalog_batch_result result; /* what the catalog recorded */
     size_t unreadable;           /* files that could not be hashed (retried) */
+    bool progress_shown;         /* a progress row is in the catalog */
 };
 
 enum ix_stage {
@@ -98,6 +100,7 @@ struct indexer {
     struct mime *mime;           /* media types */
     struct ix_repo *repos;       /* one per configured repository */
     size_t repos_count;          /* how many */
+    struct catalog *catalog;     /* the daemon's connection (borrowed), for progress */
     bool started;                /* indexer_start has run once */
     bool fsync_set;              /* holds a git_libgit2_init() reference */
     size_t in_flight;            /* jobs with the pool */

@@ -24,7 +24,7 @@ from xmppclient import load_services_env
 
 __all__ = ["Daemon", "fresh_database", "drop_database", "psql", "write_config",
            "load_services_env", "binary", "services", "services_script", "check",
-           "DISCO_INFO"]
+           "DISCO_INFO", "schema_version"]
 
 # A disco#info request; format with to=JID.
 DISCO_INFO = ("<iq type='get' to='{to}'>"
@@ -47,6 +47,13 @@ def binary(name):
 
 def services_script():
     return os.path.join(os.environ["FILEREPO_SOURCE_DIR"], "tools", "services.sh")
+
+
+def schema_version():
+    """The newest catalog schema version in the sources (schema/NNN_*.sql)."""
+    import glob
+    files = glob.glob(os.path.join(os.environ["FILEREPO_SOURCE_DIR"], "schema", "[0-9]*_*.sql"))
+    return max(int(os.path.basename(f)[:3]) for f in files)
 
 
 def services(verb, services_dir=None):

@@ -116,8 +116,8 @@ static void test_catalog__migrate_fresh_database(void **state)
 
     assert_string_equal(value(f, "SELECT string_agg(tablename, ',' ORDER BY tablename)"
                                  " FROM pg_tables WHERE schemaname = 'public'"),
-                        "acl,entry,mirror,mirror_copy,outbox,repository,revision,"
-                        "schema_migration,transfer");
+                        "acl,entry,indexer_progress,mirror,mirror_copy,outbox,repository,"
+                        "revision,schema_migration,transfer");
     assert_string_equal(value(f, "SELECT name FROM schema_migration WHERE version = 1"),
                         "catalog");
 }
@@ -219,7 +219,10 @@ static void test_catalog__concurrent_migrations_apply_once(void **state)
         total += racers[i].applied;
     }
     assert_int_equal(total, catalog_schema_version_known());
-    assert_string_equal(value(f, "SELECT count(*) FROM schema_migration"), "1");
+    char known[16];
+
+    snprintf(known, sizeof(known), "%d", catalog_schema_version_known());
+    assert_string_equal(value(f, "SELECT count(*) FROM schema_migration"), known);
 }
 
 static void test_catalog__constraints_refuse_bad_rows(void **state)

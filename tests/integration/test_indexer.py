@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from harness import Daemon, check, load_services_env, psql
+from harness import Daemon, binary, check, load_services_env, psql
 
 SETTLE_MS = 300
 
@@ -175,6 +175,53 @@ def test_git_history(repo):
     print(log)
 
 
+def test_cli(repo):
+    """What an admin sees with the filerepo CLI."""
+    import json
+
+    def cli(*args):
+        r = subprocess.run([binary("filerepo"), "-c", repo.daemon.config] + list(args),
+                           capture_output=True, text=True)
+        return r.returncode, r.stdout, r.stderr
+
+    rc, out, err = cli("repo", "list", "--json")
+    repos = json.loads(out)
+    files = int(repo.sql("SELECT count(*) FROM entry WHERE kind = 'file'"
+                         " AND deleted_at IS NULL")[0])
+    check(rc == 0 and [r["name"] for r in repos] == ["releases"] and repos[0]["files"] == files
+          and repos[0]["path"] == repo.root, f"repo list: {out} {err}")
+    rc, out, _ = cli("repo", "list")
+    check(rc == 0 and "releases" in out and repo.root in out, f"repo list: {out}")
+
+    rc, out, _ = cli("ls", "--json", "releases")
+    listing = json.loads(out)
+    names = [e["name"] for e in listing]
+    check(names == sorted(names) and "latest.txt" in names and "old" in names
+          and "doomed.txt" not in names, f"ls: {names}")
+    latest = next(e for e in listing if e["name"] == "latest.txt")
+    check(latest["revision"] == 2 and latest["sha256"] == sha256_of(repo.path("latest.txt"))
+          and latest["size"] == os.path.getsize(repo.path("latest.txt")), f"ls entry {latest}")
+    rc, out, _ = cli("ls", "releases/old/1.0")
+    check(rc == 0 and "a.tar.gz" in out and "r1" in out, f"ls dir: {out}")
+    rc, out, err = cli("ls", "releases/nope")
+    check(rc == 66 and "no such repository or path: releases/nope" in err, f"ls missing: {err}")
+
+    rc, out, _ = cli("log", "--json", "releases/latest.txt")
+    log = json.loads(out)
+    check([r["revision"] for r in log] == [2, 1] and log[0]["current"] and not log[1]["current"],
+          f"log: {log}")
+    rc, out, _ = cli("log", "releases/doomed.txt")
+    check(rc == 0 and "revision 1" in out, f"log of a deleted file: {out}")
+
+    rc, out, _ = cli("status", "--json")
+    status = json.loads(out)["repositories"][0]
+    check(rc == 0 and status["files"] == files and len(status["last_commit"]) == 40
+          and status["indexing"] is None and status["outbox_pending"] > 0, f"status: {status}")
+    rc, out, _ = cli("status")
+    check(rc == 0 and "indexing:   idle" in out, f"status: {out}")
+    print(out)
+
+
 def main():
     env = load_services_env()
     import tempfile
@@ -197,6 +244,7 @@ def main():
             test_directories_and_symlinks(repo, outside)
             repo.wait_idle()
             test_git_history(repo)
+            test_cli(repo)
             check(daemon.stop() == 0, "clean stop")
             print(daemon.log())
     print("ok")

@@ -3,12 +3,10 @@
  *
  * Administration verbs work on the catalog named by the daemon's
  * configuration file (-c FILE, or $FILEREPO_CONFIG, or
- * /etc/filerepo/filerepod.json).  So far:
- *
- *   filerepo [-c FILE] migrate [--json]   apply pending schema migrations
- *   filerepo [-c FILE] schema [--json]    show the catalog's schema version
+ * /etc/filerepo/filerepod.json).  Options may come before or after the verb.
  */
 #include "catalog.h"
+#include "commands.h"
 #include "config.h"
 #include "log.h"
 
@@ -21,17 +19,30 @@
 
 #define FILEREPO_DEFAULT_CONFIG "/etc/filerepo/filerepod.json"
 
+static const struct {
+    const char *name;   /* the verb */
+    int (*run)(struct catalog *, int, char **, bool); /* its implementation */
+    const char *usage;  /* its arguments */
+    const char *help;   /* one line */
+} verbs[] = {
+    { "status", cmd_status, "", "repositories, files, last change, publishing backlog, indexing" },
+    { "repo", cmd_repo, "list", "the repositories" },
+    { "ls", cmd_ls, "REPO[/PATH]", "a directory's entries, or one file" },
+    { "log", cmd_log, "REPO/PATH", "a file's revisions, newest first" },
+    { "migrate", cmd_migrate, "", "apply the catalog schema migrations this filerepo carries" },
+    { "schema", cmd_schema, "", "the catalog's schema version and this filerepo's" },
+};
+
 static void usage(FILE *out)
 {
+    fprintf(out, "usage: filerepo [-c FILE] [--json] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(*verbs); i++)
+        fprintf(out, "  %-7s %-12s %s\n", verbs[i].name, verbs[i].usage, verbs[i].help);
     fprintf(out,
-            "usage: filerepo [-c FILE] COMMAND [--json]\n"
-            "\n"
-            "commands:\n"
-            "  migrate   apply the catalog schema migrations this filerepo carries\n"
-            "  schema    show the catalog's schema version and this filerepo's\n"
             "\n"
             "  -c, --config FILE  filerepod's configuration (default $FILEREPO_CONFIG,\n"
-            "                     then %s)\n",
+            "                     then %s)\n"
+            "      --json         print JSON\n",
             FILEREPO_DEFAULT_CONFIG);
 }
 
@@ -65,44 +76,6 @@ done:
     return status;
 }
 
-static int cmd_migrate(struct catalog *catalog, bool json)
-{
-    int applied = 0, version = 0;
-    int error = catalog_migrate(catalog, &applied, &version);
-
-    if (error != 0) {
-        fprintf(stderr, "filerepo: migrate: %s\n", catalog_last_error(catalog));
-        return EX_DATAERR;
-    }
-    if (json)
-        printf("{\"applied\":%d,\"version\":%d}\n", applied, version);
-    else if (applied == 0)
-        printf("catalog schema is up to date (version %d)\n", version);
-    else
-        printf("applied %d migration%s; catalog schema version %d\n", applied,
-               applied == 1 ? "" : "s", version);
-    return 0;
-}
-
-static int cmd_schema(struct catalog *catalog, bool json)
-{
-    int version = 0;
-    int known = catalog_schema_version_known();
-
-    if (catalog_schema_version(catalog, &version) != 0) {
-        fprintf(stderr, "filerepo: schema: %s\n", catalog_last_error(catalog));
-        return EX_UNAVAILABLE;
-    }
-    if (json)
-        printf("{\"catalog\":%d,\"known\":%d}\n", version, known);
-    else
-        printf("catalog schema version %d; this filerepo knows up to %d%s\n", version, known,
-               version < known   ? " (run: filerepo migrate)"
-               : version > known ? " (the catalog is newer: upgrade filerepo)"
-                                 : "");
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -114,14 +87,25 @@ int main(int argc, char **argv)
     };
     const char *config_path = getenv("FILEREPO_CONFIG");
     struct catalog *catalog = NULL;
-    const char *command;
+    char *args[16];
+    int nargs = 0, opt, status;
+    size_t verb = 0;
     bool json = false;
-    int opt, status;
 
     log_set_program("filerepo");
     if (!config_path || !*config_path)
         config_path = FILEREPO_DEFAULT_CONFIG;
-    while ((opt = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
+    /* Options anywhere; the rest is the verb and its arguments. */
+    while (optind < argc) {
+        opt = getopt_long(argc, argv, "+c:h", options, NULL);
+        if (opt == -1) {
+            if (nargs == (int)(sizeof(args) / sizeof(*args))) {
+                usage(stderr);
+                return EX_USAGE;
+            }
+            args[nargs++] = argv[optind++];
+            continue;
+        }
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -140,23 +124,15 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if (optind >= argc) {
+    if (nargs == 0) {
         usage(stderr);
         return EX_USAGE;
     }
-    command = argv[optind++];
-    /* Options may follow the command too (filerepo migrate --json). */
-    while ((opt = getopt_long(argc, argv, "+c:h", options, NULL)) != -1) {
-        if (opt == 'j')
-            json = true;
-        else if (opt == 'c')
-            config_path = optarg;
-        else {
-            usage(stderr);
-            return EX_USAGE;
-        }
-    }
-    if (optind != argc || (strcmp(command, "migrate") != 0 && strcmp(command, "schema") != 0)) {
+    for (verb = 0; verb < sizeof(verbs) / sizeof(*verbs); verb++)
+        if (strcmp(verbs[verb].name, args[0]) == 0)
+            break;
+    if (verb == sizeof(verbs) / sizeof(*verbs)) {
+        fprintf(stderr, "filerepo: unknown command \"%s\"\n", args[0]);
         usage(stderr);
         return EX_USAGE;
     }
@@ -164,10 +140,9 @@ int main(int argc, char **argv)
     status = open_catalog(&catalog, config_path);
     if (status != 0)
         return status;
-    if (strcmp(command, "migrate") == 0)
-        status = cmd_migrate(catalog, json);
-    else
-        status = cmd_schema(catalog, json);
+    status = verbs[verb].run(catalog, nargs - 1, args + 1, json);
+    if (status == EX_USAGE)
+        fprintf(stderr, "usage: filerepo %s %s\n", verbs[verb].name, verbs[verb].usage);
     catalog_free(catalog);
     return status;
 }

@@ -1,0 +1,22 @@
+/*
+ * commands.h - the filerepo CLI's verbs over the catalog.
+ *
+ * Each verb takes the connected catalog, its arguments (after the verb) and
+ * whether --json was given, writes to standard output, and returns the
+ * process exit status (sysexits.h).
+ */
+#ifndef FILEREPO_CLI_COMMANDS_H
+#define FILEREPO_CLI_COMMANDS_H
+
+#include <stdbool.h>
+
+#include "catalog.h"
+
+int cmd_migrate(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_schema(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_repo(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_ls(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_log(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_status(struct catalog *catalog, int argc, char **argv, bool json);
+
+#endif
