@@ -339,14 +339,26 @@ static void ix_file_done(struct ix_repo *repo, struct ix_file *file, uint64_t no
             /* Gone since the scan: the next look records the removal. */
             pathset_put(repo->pending, path, now + ix->config->settle_ms);
         } else {
-            log_warn("index", "repo=%s path=%s: cannot read: %s; will retry in %u s",
-                     repo->conf->name, path,
+            /* Retried with a growing delay; said at warn the first time and
+             * whenever the delay doubles past a minute, else at debug. */
+            uint64_t failures = 0;
+            unsigned delay;
+
+            pathset_get(repo->failures, path, &failures);
+            delay = failures >= 9 ? IX_RETRY_MAX_MS : IX_RETRY_MIN_MS << failures;
+            delay = delay > IX_RETRY_MAX_MS ? IX_RETRY_MAX_MS : delay;
+            log_line(failures == 0 || delay >= 60000u ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "index",
+                     "repo=%s path=%s: cannot read: %s; will retry in %u s", repo->conf->name,
+                     path,
                      file->error == -EXDEV ? "symbolic link leads outside the repository"
                      : file->error < 0     ? strerror(-file->error)
                                            : "failed",
-                     IX_RETRY_MIN_MS / 1000);
-            pathset_put(repo->retry, path, now + IX_RETRY_MIN_MS);
+                     delay / 1000);
+            pathset_put(repo->failures, path, failures + 1);
+            pathset_put(repo->retry, path, now + delay);
         }
+    } else if (pathset_count(repo->failures)) {
+        pathset_remove(repo->failures, file->item->path);
     }
     ix_progress(repo, batch, now);
     if (batch->files_done < batch->files_count) {
@@ -444,7 +456,8 @@ int indexer_new(struct indexer **out, const struct config *config)
         repo->root_fd = -1;
         snprintf(path, sizeof(path), "%s/git/%s.git", config->state_dir, repo->conf->name);
         if ((error = versioner_open(&repo->versioner, path, repo->conf->name)) != 0 ||
-            (error = pathset_new(&repo->pending)) != 0 || (error = pathset_new(&repo->retry)) != 0)
+            (error = pathset_new(&repo->pending)) != 0 || (error = pathset_new(&repo->retry)) != 0 ||
+            (error = pathset_new(&repo->failures)) != 0)
             goto fail;
     }
     *out = ix;
@@ -467,6 +480,7 @@ void indexer_free(struct indexer *ix)
         versioner_free(repo->versioner);
         pathset_free(repo->pending);
         pathset_free(repo->retry);
+        pathset_free(repo->failures);
         if (repo->root_fd >= 0)
             close(repo->root_fd);
     }

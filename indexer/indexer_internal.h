@@ -90,6 +90,7 @@ struct ix_repo {
     enum ix_stage stage;         /* what is in flight */
     struct ix_batch *batch;      /* the batch in flight, or NULL */
     struct pathset *retry;       /* unreadable paths: due = next attempt */
+    struct pathset *failures;    /* unreadable paths: "due" = failures so far */
 };
 
 struct indexer {

@@ -127,6 +127,37 @@ int pathset_put(struct pathset *set, const char *path, uint64_t due_ms)
     return 0;
 }
 
+/* The slot holding path, or NULL. */
+static struct pathset_slot *pathset_find(const struct pathset *set, const char *path)
+{
+    for (size_t i = pathset_hash(path) & (set->cap - 1); set->slots[i].path;
+         i = (i + 1) & (set->cap - 1))
+        if (set->slots[i].path != PATHSET_TOMBSTONE && strcmp(set->slots[i].path, path) == 0)
+            return &set->slots[i];
+    return NULL;
+}
+
+int pathset_get(const struct pathset *set, const char *path, uint64_t *due_ms)
+{
+    struct pathset_slot *slot = pathset_find(set, path);
+
+    if (slot && due_ms)
+        *due_ms = slot->due_ms;
+    return slot != NULL;
+}
+
+int pathset_remove(struct pathset *set, const char *path)
+{
+    struct pathset_slot *slot = pathset_find(set, path);
+
+    if (!slot)
+        return 0;
+    free(slot->path);
+    slot->path = PATHSET_TOMBSTONE;
+    set->count--;
+    return 1;
+}
+
 size_t pathset_count(const struct pathset *set)
 {
     return set->count;

@@ -25,6 +25,15 @@ void pathset_free(struct pathset *set);
 /** Adds `path` (copied) due at `due_ms`, or moves its due time there. Returns 0 or FR_ENOMEM. */
 int pathset_put(struct pathset *set, const char *path, uint64_t due_ms);
 
+/**
+ * Looks `path` up: returns 1 and sets *due_ms (may be NULL) when it is
+ * there, 0 when not.
+ */
+int pathset_get(const struct pathset *set, const char *path, uint64_t *due_ms);
+
+/** Removes `path`; returns 1 when it was there, 0 when not. */
+int pathset_remove(struct pathset *set, const char *path);
+
 /** Returns how many paths the set holds. */
 size_t pathset_count(const struct pathset *set);
 

@@ -113,7 +113,9 @@ def write_config(path, env, db, state_dir, extra=None, **xmpp):
 class Daemon:
     """A filerepod process with its own catalog database and state dir."""
 
-    def __init__(self, env, extra_args=(), extra=None, **xmpp):
+    def __init__(self, env, extra_args=(), extra=None, wrapper=(), **xmpp):
+        """extra_args: more filerepod arguments; extra: top-level config
+        keys; wrapper: a command filerepod runs under (e.g. setpriv)."""
         self.env = env
         self.dir = tempfile.mkdtemp(prefix="filerepod-test-")
         self.db = fresh_database(env)
@@ -122,6 +124,7 @@ class Daemon:
         self.state = os.path.join(self.dir, "state")
         write_config(self.config, env, self.db, self.state, extra=extra, **xmpp)
         self.extra_args = list(extra_args)
+        self.wrapper = list(wrapper)
         self.proc = None
         self._log = None
         import json
@@ -134,7 +137,8 @@ class Daemon:
         if self._log:
             self._log.close()
         self._log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([binary("filerepod"), "-c", self.config] + self.extra_args,
+        self.proc = subprocess.Popen(self.wrapper + [binary("filerepod"), "-c", self.config]
+                                     + self.extra_args,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         return self
 

@@ -156,6 +156,21 @@ def test_directories_and_symlinks(repo, outside):
           == ["directory", "directory"], "directories")
 
 
+def test_unreadable(repo):
+    """A file nobody may read (mode 000) is logged and picked up once it
+    becomes readable.  (The daemon runs without CAP_DAC_OVERRIDE here, as
+    a root daemon would otherwise read it anyway.)"""
+    path = repo.path("private.tar.xz")
+    with open(path, "wb") as f:
+        f.write(b"not yet")
+    os.chmod(path, 0)
+    repo.daemon.wait_log(r"path=private.tar.xz: cannot read: Permission denied; will retry")
+    check(repo.revisions("private.tar.xz") == [], "recorded without reading")
+    os.chmod(path, 0o644)
+    revs = repo.wait_revisions("private.tar.xz", 1, timeout=30)
+    check(revs[0][1] == hashlib.sha256(b"not yet").hexdigest(), "digest once readable")
+
+
 def test_git_history(repo):
     """One commit per batch; the tree holds a pointer per live file."""
     commits = repo.sql("SELECT count(DISTINCT commit_id) FROM revision")[0]
@@ -232,7 +247,9 @@ def main():
             f.write(b"was here first")
         extra = {"repositories": [{"name": "releases", "path": root, "title": "Releases"}],
                  "indexer": {"settle_ms": SETTLE_MS, "content_store": "copy"}}
-        with Daemon(env, extra=extra) as daemon:
+        # As root, but without the capabilities that ignore file modes.
+        no_dac = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+        with Daemon(env, extra=extra, wrapper=no_dac) as daemon:
             repo = Repo(env, daemon, root)
             daemon.wait_log(r"repo=releases path=.*: watching; start-up rescan")
             revs = repo.wait_revisions("preexisting.tar.xz", 1)
@@ -242,6 +259,7 @@ def main():
             test_modify_keeps_old_bytes(repo)
             test_delete_keeps_history(repo)
             test_directories_and_symlinks(repo, outside)
+            test_unreadable(repo)
             repo.wait_idle()
             test_git_history(repo)
             test_cli(repo)

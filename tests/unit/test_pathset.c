@@ -48,6 +48,18 @@ static void test_pathset__due_and_moved(void **state)
     assert_int_equal(pathset_take_due(s, 300, take, &t), 1);
     assert_string_equal(t.names, "b,a");
     assert_int_equal(pathset_count(s), 0);
+
+    uint64_t due = 0;
+    assert_int_equal(pathset_put(s, "c", 7), 0);
+    assert_int_equal(pathset_get(s, "c", &due), 1);
+    assert_int_equal(due, 7);
+    assert_int_equal(pathset_get(s, "d", &due), 0);
+    assert_int_equal(pathset_remove(s, "d"), 0);
+    assert_int_equal(pathset_remove(s, "c"), 1);
+    assert_int_equal(pathset_get(s, "c", NULL), 0);
+    assert_int_equal(pathset_count(s), 0);
+    assert_int_equal(pathset_put(s, "c", 8), 0); /* a tombstone is reused */
+    assert_int_equal(pathset_count(s), 1);
     pathset_free(s);
 }
 
