@@ -262,12 +262,17 @@ static void ix_scan_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t 
         ix_batch_end(repo);
         return;
     }
+    for (size_t i = 0; i < batch->scan.count; i++)
+        files += batch->scan.items[i].kind == SCAN_FILE;
+    if (files > 100 || batch->paths[0][0] == '\0')
+        log_info("index", "repo=%s: %zu file%s to hash of %" PRIu64 " seen, %zu other change%s "
+                 "(scan took %" PRIu64 " ms)", repo->conf->name, files, files == 1 ? "" : "s",
+                 batch->scan.files, batch->scan.count - files,
+                 batch->scan.count - files == 1 ? "" : "s", now - batch->started_ms);
     if (batch->scan.count == 0) {
         ix_batch_end(repo);
         return;
     }
-    for (size_t i = 0; i < batch->scan.count; i++)
-        files += batch->scan.items[i].kind == SCAN_FILE;
     batch->files = calloc(files + 1, sizeof(*batch->files));
     if (!batch->files) {
         ix_batch_retry(repo, batch, now);
@@ -282,10 +287,6 @@ static void ix_scan_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t 
             .item = &batch->scan.items[i],
         };
     }
-    if (files > 100 || batch->paths[0][0] == '\0')
-        log_info("index", "repo=%s: %zu file%s to hash of %" PRIu64 " seen, %zu other change%s",
-                 repo->conf->name, files, files == 1 ? "" : "s", batch->scan.files,
-                 batch->scan.count - files, batch->scan.count - files == 1 ? "" : "s");
     repo->stage = IX_HASHING;
     ix_hash_more(ix, batch);
     if (batch->files_count == 0) {

@@ -41,9 +41,17 @@ echo "== starting private PostgreSQL and ejabberd in $dir"
 . "$dir/services.env"
 $keep || trap stop_all EXIT
 
+# An example release directory, with a release already in it.
+mkdir -p "$dir/releases/old"
+printf 'proj 1.3.0 source\n' >"$dir/releases/old/proj-1.3.0.tar.gz"
+
 cat >"$dir/filerepod.json" <<JSON
 // The demo's filerepod configuration (see tools/filerepod.example.json).
 {
+    "repositories": [
+        { "name": "releases", "path": "$dir/releases", "title": "Demo releases" }
+    ],
+    "indexer": { "settle_ms": 300 },
     "database": { "conninfo": "host=$PGHOST user=$PGUSER dbname=$PGDATABASE" },
     "xmpp": {
         "host": "$XMPP_HOST",
@@ -65,6 +73,24 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 cat "$dir/filerepod.log"
+
+echo "== a release team uploads proj-1.4.0.tar.gz (under a temporary name, then renamed)"
+head -c 2000000 /dev/urandom >"$dir/releases/proj-1.4.0.tar.gz.part"
+mv "$dir/releases/proj-1.4.0.tar.gz.part" "$dir/releases/proj-1.4.0.tar.gz"
+for _ in $(seq 100); do
+    "$src/build/filerepo" -c "$dir/filerepod.json" log releases/proj-1.4.0.tar.gz \
+        >/dev/null 2>&1 && break
+    sleep 0.1
+done
+grep "index:" "$dir/filerepod.log" | tail -n 2
+echo "== filerepo ls releases"
+"$src/build/filerepo" -c "$dir/filerepod.json" ls releases
+echo "== filerepo log releases/proj-1.4.0.tar.gz"
+"$src/build/filerepo" -c "$dir/filerepod.json" log releases/proj-1.4.0.tar.gz
+echo "== sha256sum of the uploaded file, for comparison"
+sha256sum "$dir/releases/proj-1.4.0.tar.gz"
+echo "== the history in git (git --git-dir $dir/state/git/releases.git log --stat)"
+git --git-dir "$dir/state/git/releases.git" log --stat --format='%h %s' | cat
 
 echo "== $XMPP_USER_ALICE asks $XMPP_COMPONENT_JID what it is (XEP-0030 disco#info)"
 /usr/bin/python3 "$src/tools/demo_query.py" "$dir"

@@ -1,0 +1,165 @@
+"""Indexer benchmark: filerepod's full pipeline (two digests, content store,
+git commit, catalog) against the tools a person would otherwise use, on the
+same files, in the same run.  Prints medians and ratios; asserts nothing.
+
+    tools/bench.sh                      (starts the services, runs this)
+
+Sizes (environment): BENCH_ARCHIVES=100 archives of BENCH_ARCHIVE_MB=20 MB
+of random bytes; BENCH_SMALL=100000 small files; BENCH_RUNS=3.  All peers
+read from the page cache (the data is read once before timing).
+"""
+
+import datetime
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import Daemon, load_services_env  # noqa: E402
+
+ARCHIVES = int(os.environ.get("BENCH_ARCHIVES", "100"))
+ARCHIVE_MB = int(os.environ.get("BENCH_ARCHIVE_MB", "20"))
+SMALL = int(os.environ.get("BENCH_SMALL", "100000"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+DATA = os.environ.get("BENCH_DATA", "/tmp/filerepo-bench-data")
+
+
+def stamp(line):
+    t = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z", line).group(1)
+    return datetime.datetime.fromisoformat(t).timestamp()
+
+
+def log_time(daemon, pattern, after=0, timeout=1800):
+    m, end = daemon.wait_log(r"(?m)^(.*" + pattern + ".*)$", after=after, timeout=timeout)
+    return stamp(m.group(1)), end
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def timed(cmd, **kw):
+    started = time.monotonic()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+    return time.monotonic() - started
+
+
+def make_data():
+    archives = os.path.join(DATA, f"archives-{ARCHIVES}x{ARCHIVE_MB}")
+    small = os.path.join(DATA, f"small-{SMALL}")
+    if not os.path.isdir(archives):
+        os.makedirs(archives + ".tmp", exist_ok=True)
+        for i in range(ARCHIVES):
+            with open(os.path.join(archives + ".tmp", f"proj-{i:03d}.tar.xz"), "wb") as f:
+                for _ in range(ARCHIVE_MB):
+                    f.write(os.urandom(1 << 20))
+        os.rename(archives + ".tmp", archives)
+    if not os.path.isdir(small):
+        os.makedirs(small + ".tmp", exist_ok=True)
+        for i in range(SMALL):
+            d = os.path.join(small + ".tmp", f"d{i % 1000:03d}")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, f"f{i:06d}.txt"), "wb") as f:
+                f.write(os.urandom(512 + i % 1024))
+        os.rename(small + ".tmp", small)
+    # Into the page cache, for every peer alike.
+    subprocess.run(["cat"] + [os.path.join(archives, f) for f in os.listdir(archives)],
+                   stdout=subprocess.DEVNULL, check=True)
+    return archives, small
+
+
+def index(env, root):
+    """A fresh daemon indexes root; returns (seconds, peak RSS MB, rescan
+    seconds of a second start with nothing changed)."""
+    extra = {"repositories": [{"name": "bench", "path": root}],
+             "indexer": {"content_store": "copy"}}
+    daemon = Daemon(env, extra=extra)
+    try:
+        daemon.start()
+        t0, mark = log_time(daemon, r"repo=bench path=.*: watching; start-up rescan")
+        t1, mark = log_time(daemon, r"index: repo=bench commit=", after=mark)
+        rss = peak_rss_mb(daemon.proc.pid)
+        daemon.stop()
+        daemon.start()
+        r0, mark = log_time(daemon, r"repo=bench path=.*: watching; start-up rescan", after=mark)
+        r1, mark = log_time(daemon, r"repo=bench: 0 files to hash of \d+ seen", after=mark)
+        daemon.stop()
+        return t1 - t0, rss, r1 - r0
+    finally:
+        daemon.close()
+
+
+def git_commit(root):
+    git_dir = tempfile.mkdtemp(prefix="filerepo-bench-git-")
+    try:
+        g = ["git", "--git-dir", git_dir, "--work-tree", root]
+        subprocess.run(["git", "init", "-q", "--bare", git_dir], check=True)
+        return timed(g + ["add", "-A"]) + timed(
+            g + ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q",
+                 "-m", "bench"])
+    finally:
+        shutil.rmtree(git_dir, ignore_errors=True)
+
+
+def files_of(root):
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+
+
+def main():
+    env = load_services_env()
+    archives, small = make_data()
+    results = {}
+
+    def run(name, fn):
+        results.setdefault(name, []).append(fn())
+
+    arch_files = files_of(archives)
+    for i in range(RUNS):
+        ours = index(env, archives)
+        results.setdefault("filerepod archives", []).append(ours[0])
+        results.setdefault("filerepod archives RSS MB", []).append(ours[1])
+        run("openssl dgst -sha256 archives", lambda: timed(["openssl", "dgst", "-sha256"]
+                                                           + arch_files))
+        run("sha256sum archives", lambda: timed(["sha256sum"] + arch_files))
+        run("git add+commit archives", lambda: git_commit(archives))
+        ours = index(env, small)
+        results.setdefault("filerepod small files", []).append(ours[0])
+        results.setdefault("filerepod small files RSS MB", []).append(ours[1])
+        results.setdefault("filerepod no-change rescan", []).append(ours[2])
+        run("git add+commit small files", lambda: git_commit(small))
+        run("find -printf rescan", lambda: timed(["find", small, "-printf", "%s %T@\\n"]))
+        print(f"run {i + 1} of {RUNS} done", file=sys.stderr)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    gb = ARCHIVES * ARCHIVE_MB / 1024
+    print(f"\nfilerepo indexer benchmark: {ARCHIVES} x {ARCHIVE_MB} MB archives ({gb:.2f} GiB), "
+          f"{SMALL} small files; median of {RUNS}; {os.cpu_count()} cores\n")
+    for k, v in sorted(med.items()):
+        unit = "" if "RSS" in k else " s"
+        print(f"  {k:38s} {v:9.2f}{unit}")
+    ours = med["filerepod archives"]
+    print("\nratios (peer time / filerepod time; > 1: filerepod is faster)")
+    print(f"  archives vs openssl dgst -sha256   {med['openssl dgst -sha256 archives'] / ours:6.2f}"
+          f"   ({gb / ours:.2f} GiB/s through the whole pipeline)")
+    print(f"  archives vs sha256sum              {med['sha256sum archives'] / ours:6.2f}")
+    print(f"  archives vs git add+commit         {med['git add+commit archives'] / ours:6.2f}")
+    print(f"  small files vs git add+commit      "
+          f"{med['git add+commit small files'] / med['filerepod small files']:6.2f}")
+    print(f"  no-change rescan vs find           "
+          f"{med['find -printf rescan'] / med['filerepod no-change rescan']:6.2f}"
+          f"   (filerepod / find = "
+          f"{med['filerepod no-change rescan'] / med['find -printf rescan']:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
