@@ -28,6 +28,7 @@
 #define IX_ROOT_RETRY_MS 10000u       /* a missing root is looked for again */
 #define IX_PROGRESS_MS 5000u          /* progress lines of long batches */
 #define IX_LOST_MAX_MS 60000u         /* longest back-off of rescans after losses */
+#define IX_COALESCE 32u               /* changed names that make a directory scanned whole */
 
 static void ix_batch_free(struct ix_batch *batch)
 {
@@ -117,10 +118,36 @@ static int ix_path_cmp(const void *a, const void *b)
 }
 
 /* Drops paths that lie below another path of the batch: reconciling a
- * directory covers what is in it. */
+ * directory covers what is in it.  A directory with many changed names is
+ * reconciled whole (one listing instead of a lookup per name). */
 static void ix_prune_paths(struct ix_batch *batch)
 {
-    size_t kept = 0;
+    size_t kept = 0, count = batch->paths_count;
+    struct pathset *parents = NULL;
+    char **grown;
+
+    if (count > IX_COALESCE && pathset_new(&parents) == 0 &&
+        (grown = realloc(batch->paths, 2 * count * sizeof(*grown))) != NULL) {
+        batch->paths = grown;
+        for (size_t i = 0; i < count; i++) {
+            char *slash = strrchr(batch->paths[i], '/');
+            uint64_t n = 0;
+
+            if (!slash)
+                continue;
+            *slash = '\0';
+            pathset_get(parents, batch->paths[i], &n);
+            if (n == IX_COALESCE)
+                batch->paths[batch->paths_count++] = strdup(batch->paths[i]);
+            pathset_put(parents, batch->paths[i], n + 1);
+            *slash = '/';
+        }
+        /* strdup failures left NULLs: drop them. */
+        for (size_t i = count; i < batch->paths_count; i++)
+            if (!batch->paths[i])
+                batch->paths[i--] = batch->paths[--batch->paths_count];
+    }
+    pathset_free(parents);
 
     qsort(batch->paths, batch->paths_count, sizeof(*batch->paths), ix_path_cmp);
     for (size_t i = 0; i < batch->paths_count; i++) {

@@ -63,6 +63,10 @@ def burst(env):
         extra = {"repositories": [{"name": "releases", "path": root}],
                  "indexer": {"settle_ms": 200}}
         daemon = Daemon(env, extra=extra)
+        # The directories exist (and are watched) before the burst, so its
+        # events land in the queue.
+        for i in range(100):
+            os.makedirs(os.path.join(root, f"d{i:03d}"))
         try:
             try:
                 # The limit is taken when the inotify instance is made.
@@ -70,15 +74,21 @@ def burst(env):
                     f.write("256\n")
                 daemon.start()
                 daemon.wait_log(r"watching; start-up rescan")
+                daemon.wait_log(r"repo=releases commit=")
             finally:
                 with open(QUEUE_SYSCTL, "w") as f:
                     f.write(saved + "\n")
+            # Frozen while the burst lands, the daemon cannot keep up:
+            # the queue of 256 events overflows for sure.
+            daemon.proc.send_signal(signal.SIGSTOP)
             started = time.monotonic()
-            for i in range(20000):
-                d = os.path.join(root, f"d{i % 100:03d}")
-                os.makedirs(d, exist_ok=True)
-                with open(os.path.join(d, f"f{i:05d}.bin"), "wb") as f:
-                    f.write(i.to_bytes(4, "big") * 64)
+            try:
+                for i in range(20000):
+                    d = os.path.join(root, f"d{i % 100:03d}")
+                    with open(os.path.join(d, f"f{i:05d}.bin"), "wb") as f:
+                        f.write(i.to_bytes(4, "big") * 64)
+            finally:
+                daemon.proc.send_signal(signal.SIGCONT)
             wrote = time.monotonic() - started
             daemon.wait_log(r"the inotify queue overflowed .*full rescan in \d+ ms")
             wait_until("20,000 files in the catalog",
