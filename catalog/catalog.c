@@ -227,6 +227,24 @@ PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
                          expect);
 }
 
+PGresult *catalog_query_found(struct catalog *catalog, const char *sql, int count,
+                              const char *const *params, int *error)
+{
+    PGresult *res = catalog_query(catalog, sql, count, params, PGRES_TUPLES_OK);
+
+    if (!res) {
+        *error = catalog_failure_code(catalog, FR_ERROR);
+        return NULL;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        *error = FR_ENOTFOUND;
+        return NULL;
+    }
+    *error = 0;
+    return res;
+}
+
 int catalog_command(struct catalog *catalog, const char *sql)
 {
     PGresult *res = catalog_exec(catalog, sql, PGRES_COMMAND_OK);

@@ -33,6 +33,14 @@ PGresult *catalog_exec(struct catalog *catalog, const char *sql, ExecStatusType 
 PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
                         const char *const *params, ExecStatusType expect);
 
+/**
+ * As catalog_query for a query that finds one row or none: returns the
+ * result when it has rows; otherwise NULL with *error set to FR_ENOTFOUND
+ * (no row) or the failure's code.
+ */
+PGresult *catalog_query_found(struct catalog *catalog, const char *sql, int count,
+                              const char *const *params, int *error);
+
 /** As catalog_exec for commands whose result is not needed. Returns 0 or FR_E*. */
 int catalog_command(struct catalog *catalog, const char *sql);
 

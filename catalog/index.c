@@ -177,18 +177,16 @@ int catalog_entry_lookup(struct catalog *catalog, int64_t repo_id, const char *p
     char id[24];
     const char *params[] = { id, path };
     PGresult *res;
+    int error;
 
     catalog_int64_text(id, sizeof(id), repo_id);
-    res = catalog_query(catalog,
-                        "SELECT kind = 'directory', size, mtime_ns, ctime_ns, inode FROM entry"
-                        " WHERE repository_id = $1 AND path = $2 AND deleted_at IS NULL",
-                        2, params, PGRES_TUPLES_OK);
+    res = catalog_query_found(catalog,
+                              "SELECT kind = 'directory', size, mtime_ns, ctime_ns, inode"
+                              " FROM entry WHERE repository_id = $1 AND path = $2"
+                              " AND deleted_at IS NULL",
+                              2, params, &error);
     if (!res)
-        return catalog_failure_code(catalog, FR_ERROR);
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return FR_ENOTFOUND;
-    }
+        return error;
     *out = (struct catalog_entry_stat){
         .is_dir = PQgetvalue(res, 0, 0)[0] == 't',
         .size = strtoll(PQgetvalue(res, 0, 1), NULL, 10),

@@ -88,18 +88,14 @@ int catalog_ls(struct catalog *catalog, const char *repo, const char *path,
     int rc = 0;
 
     /* The entry itself: a directory is listed, a file shown. */
-    res = catalog_query(catalog,
+    res = catalog_query_found(catalog,
         "SELECT e.name, e.path, e.kind = 'directory', " QUERY_FILE_COLUMNS
         " FROM entry e JOIN repository r ON r.id = e.repository_id"
         " LEFT JOIN revision v ON v.id = e.current_revision_id"
         " WHERE r.name = $1 AND e.path = $2 AND e.deleted_at IS NULL",
-        2, params, PGRES_TUPLES_OK);
+        2, params, &rc);
     if (!res)
-        return catalog_failure_code(catalog, FR_ERROR);
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return FR_ENOTFOUND;
-    }
+        return rc;
     if (PQgetvalue(res, 0, 2)[0] != 't') {
         struct catalog_ls_row row = query_ls_row(res, 0);
 
@@ -140,7 +136,8 @@ int catalog_log(struct catalog *catalog, const char *repo, const char *path,
                 int (*fn)(const struct catalog_log_row *row, void *data), void *data)
 {
     const char *params[] = { repo, path };
-    PGresult *res = catalog_query(catalog,
+    int rc;
+    PGresult *res = catalog_query_found(catalog,
         "SELECT v.number, v.commit_id, v.size,"
         "  to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
         "  to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
@@ -150,15 +147,10 @@ int catalog_log(struct catalog *catalog, const char *repo, const char *path,
         " JOIN revision v ON v.entry_id = e.id"
         " WHERE r.name = $1 AND e.path = $2 AND e.kind = 'file'"
         " ORDER BY v.number DESC",
-        2, params, PGRES_TUPLES_OK);
-    int rc = 0;
+        2, params, &rc);
 
     if (!res)
-        return catalog_failure_code(catalog, FR_ERROR);
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return FR_ENOTFOUND;
-    }
+        return rc;
     for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
         struct catalog_log_row row = {
             .number = (int)query_int(res, i, 0), .commit = PQgetvalue(res, i, 1),
