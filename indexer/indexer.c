@@ -58,6 +58,14 @@ static void ix_want_full(struct ix_repo *repo, uint64_t due_ms)
     repo->full_due = true;
 }
 
+static void ix_root_close(struct ix_repo *repo)
+{
+    if (repo->root_fd >= 0)
+        close(repo->root_fd);
+    repo->root_fd = -1;
+    repo->root_stale = false;
+}
+
 /* ------------------------------------------------------------ watcher */
 
 struct ix_event_ctx {
@@ -85,11 +93,14 @@ static void ix_on_event(const struct watch_event *ev, void *data)
             log_warn("watch", "repo=%s: %s; full rescan in %u ms", repo->conf->name, ev->reason,
                      wait);
             if (ev->repo >= 0 && *ev->path == '\0') {
-                /* The root itself is gone: watch it again when it is back. */
+                /* The root itself is gone: open and watch it again when it
+                 * is back.  A batch in flight still uses the descriptor
+                 * (closing it could let the number name another
+                 * directory), so it is closed when the batch ends. */
                 repo->watched = false;
-                if (repo->root_fd >= 0)
-                    close(repo->root_fd);
-                repo->root_fd = -1;
+                repo->root_stale = true;
+                if (repo->stage == IX_IDLE)
+                    ix_root_close(repo);
             }
             ix_want_full(repo, ctx->now + wait);
         }
@@ -264,6 +275,8 @@ static void ix_batch_end(struct ix_repo *repo)
     ix_batch_free(repo->batch);
     repo->batch = NULL;
     repo->stage = IX_IDLE;
+    if (repo->root_stale)
+        ix_root_close(repo);
 }
 
 static void ix_hash_more(struct indexer *ix, struct ix_batch *batch)

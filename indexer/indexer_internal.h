@@ -80,6 +80,7 @@ struct ix_repo {
     const struct config_repository *conf; /* borrowed */
     int64_t id;                  /* catalog id; 0 before indexer_start */
     int root_fd;                 /* O_PATH of the root; -1 while unavailable */
+    bool root_stale;             /* the root vanished: reopen once idle */
     bool watched;                /* its tree is under inotify */
     struct versioner *versioner; /* its git history */
     struct pathset *pending;     /* paths waiting to settle */

@@ -199,8 +199,10 @@ static void watch_forget_tree(struct watch *watch, int repo, const char *path)
     for (size_t wd = 0; wd < watch->dirs_len; wd++) {
         struct watch_dir *d = &watch->dirs[wd];
 
-        if (d->repo != repo || strncmp(d->path, path, n) != 0 ||
-            (d->path[n] != '\0' && d->path[n] != '/'))
+        /* "" is the root: everything of the repository lies below it. */
+        if (d->repo != repo ||
+            (n > 0 && (strncmp(d->path, path, n) != 0 ||
+                       (d->path[n] != '\0' && d->path[n] != '/'))))
             continue;
         inotify_rm_watch(watch->fd, (int)wd);
         watch_dir_clear(d);
@@ -236,7 +238,11 @@ static void watch_dispatch(struct watch *watch, const struct inotify_event *ie,
         /* Reported through the parent's IN_DELETE / IN_MOVED_FROM, except
          * for a repository root, which has no watched parent. */
         if (*d->path == '\0') {
-            ev = (struct watch_event){ .kind = WATCH_LOST, .repo = d->repo, .path = "",
+            /* Its subdirectories' watches would go on reporting paths of a
+             * tree that is no longer here: drop them all. */
+            repo = d->repo;
+            watch_forget_tree(watch, repo, "");
+            ev = (struct watch_event){ .kind = WATCH_LOST, .repo = repo, .path = "",
                                        .reason = "the repository directory itself was moved "
                                                  "or deleted" };
             fn(&ev, data);

@@ -171,6 +171,24 @@ def test_unreadable(repo):
     check(revs[0][1] == hashlib.sha256(b"not yet").hexdigest(), "digest once readable")
 
 
+def test_root_moved_away_and_back(repo):
+    """The published directory itself renamed away and back: the loss is
+    logged, the directory is opened and watched again, and what was added
+    meanwhile is recorded."""
+    away = repo.root + ".away"
+    _, mark = repo.daemon.wait_log(r".*", after=len(repo.daemon.log()))
+    os.rename(repo.root, away)
+    repo.daemon.wait_log(r"the repository directory itself was moved or deleted", after=mark)
+    with open(os.path.join(away, "while-away.txt"), "w") as f:
+        f.write("added while the directory was elsewhere\n")
+    os.rename(away, repo.root)
+    repo.wait_revisions("while-away.txt", 1, timeout=40)
+    # Watched again: a new file is seen through inotify.
+    with open(repo.path("after-return.txt"), "w") as f:
+        f.write("back\n")
+    repo.wait_revisions("after-return.txt", 1, timeout=20)
+
+
 def test_git_history(repo):
     """One commit per batch; the tree holds a pointer per live file."""
     commits = repo.sql("SELECT count(DISTINCT commit_id) FROM revision")[0]
@@ -260,6 +278,7 @@ def main():
             test_delete_keeps_history(repo)
             test_directories_and_symlinks(repo, outside)
             test_unreadable(repo)
+            test_root_moved_away_and_back(repo)
             repo.wait_idle()
             test_git_history(repo)
             test_cli(repo)

@@ -212,6 +212,26 @@ static void test_watch__root_removed(void **state)
     assert_int_equal(mkdir(f->root, 0755), 0);
 }
 
+static void test_watch__root_moved_away(void **state)
+{
+    struct fixture *f = *state;
+    char a[512], moved[256];
+
+    in(f, a, "sub");
+    assert_int_equal(mkdir(a, 0755), 0);
+    assert_int_equal(watch_add_tree(f->watch, 2, f->root, "", record, f), 0);
+    assert_int_equal(watch_count(f->watch), 2);
+    snprintf(moved, sizeof(moved), "%s/moved-root", f->outside);
+    assert_int_equal(rename(f->root, moved), 0);
+    assert_string_equal(drain(f), "lost:2:\n");
+    /* Nothing of the moved tree is reported any more. */
+    assert_int_equal(watch_count(f->watch), 0);
+    snprintf(a, sizeof(a), "%s/sub", moved);
+    write_file(a, "late.txt", "l");
+    assert_string_equal(drain(f), "");
+    assert_int_equal(rename(moved, f->root), 0);
+}
+
 static void test_watch__missing_root(void **state)
 {
     struct fixture *f = *state;
@@ -231,6 +251,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_watch__symlinked_directory_not_followed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_watch__root_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch__root_moved_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch__missing_root, setup, teardown),
     };
 
