@@ -11,6 +11,7 @@
 #include "fr_error.h"
 #include "index.h"
 #include "log.h"
+#include "versioner.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,6 +81,43 @@ int scan_open_file(int root_fd, const char *path, struct stat *st)
 int scan_open_dir(int root_fd, const char *path)
 {
     return scan_openat2(root_fd, path, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static bool scan_utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s, need, min;
+        uint32_t cp;
+
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            need = 1, min = 0x80, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            need = 2, min = 0x800, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            need = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (unsigned i = 1; i <= need; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += need + 1;
+    }
+    return true;
+}
+
+bool scan_name_publishable(const char *name)
+{
+    return scan_utf8_valid((const unsigned char *)name) && versioner_name_allowed(name);
 }
 
 bool scan_ignored(const struct config_strings *ignore, const char *path)
@@ -264,6 +302,20 @@ static int scan_read_disk(struct scan_ctx *ctx, const char *dir, struct scan_nam
         scan_join(path, sizeof(path), dir, de->d_name);
         if (scan_ignored(ctx->ignore, de->d_name))
             continue;
+        if (!scan_name_publishable(de->d_name)) {
+            /* The catalog holds UTF-8 and git refuses .git look-alikes:
+             * such a name would stop every batch of the repository. */
+            char shown[4 * NAME_MAX + 1];
+            size_t n = 0;
+
+            for (const unsigned char *c = (const unsigned char *)de->d_name; *c; c++)
+                n += (size_t)snprintf(shown + n, sizeof(shown) - n,
+                                      *c < 0x20 || *c >= 0x7f ? "\\x%02x" : "%c", *c);
+            log_warn("scan", "repo=%s dir=%s name=\"%s\": not valid UTF-8, or a name git "
+                     "cannot hold; not published", ctx->repo_name, *dir ? dir : "/", shown);
+            ctx->out->problems++;
+            continue;
+        }
         kind = scan_classify(ctx, path, &st);
         if (kind < 0)
             continue;
@@ -354,6 +406,15 @@ int scan_reconcile(struct scan *out, struct catalog *catalog, int64_t repo_id,
 
     if (*path && scan_ignored(ignore, path))
         return 0;
+    for (const char *seg = path; *seg;) {
+        char name[NAME_MAX + 1];
+        size_t len = strcspn(seg, "/");
+
+        snprintf(name, sizeof(name), "%.*s", (int)(len < NAME_MAX ? len : NAME_MAX), seg);
+        if (!scan_name_publishable(name))
+            return 0; /* never recorded, so nothing to remove either */
+        seg += len + (seg[len] == '/');
+    }
     kind = *path ? scan_classify(&ctx, path, &st) : 1;
     error = *path ? catalog_entry_lookup(catalog, repo_id, path, &known) : 0;
     if (error && error != FR_ENOTFOUND)

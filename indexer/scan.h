@@ -81,6 +81,12 @@ int scan_open_file(int root_fd, const char *path, struct stat *st);
  */
 int scan_open_dir(int root_fd, const char *path);
 
+/**
+ * Returns whether a name (one segment) can be published: valid UTF-8 (the
+ * catalog's encoding) and not a name git refuses in a tree.
+ */
+bool scan_name_publishable(const char *name);
+
 /** Returns whether any '/'-separated segment of path matches a pattern. */
 bool scan_ignored(const struct config_strings *ignore, const char *path);
 

@@ -126,6 +126,12 @@ int versioner_foreach(struct versioner *versioner, const char *commit,
                                 uint64_t size, void *data),
                       void *data);
 
+/**
+ * Returns whether a file or directory name (one path segment) may stand in
+ * a tree: false for the ".git" look-alikes described above.
+ */
+bool versioner_name_allowed(const char *name);
+
 /** Returns the text of the last failure (borrowed; "" when none). */
 const char *versioner_last_error(const struct versioner *versioner);
 

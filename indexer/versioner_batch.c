@@ -48,6 +48,11 @@ static bool versioner_segment_is_dotgit(const char *segment, size_t len)
     return false;
 }
 
+bool versioner_name_allowed(const char *name)
+{
+    return !versioner_segment_is_dotgit(name, strlen(name));
+}
+
 /* Returns 0 when `path` is one the tree can hold, else FR_EINVAL (said why). */
 static int versioner_check_path(struct versioner *versioner, const char *path)
 {

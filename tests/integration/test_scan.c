@@ -253,6 +253,27 @@ static void test_scan__symlinks(void **state)
     close(fd);
 }
 
+static void test_scan__unpublishable_names(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "good-\xc3\xa9t\xc3\xa9.txt", "ok");
+    put(f, "latin1-\xe9t\xe9.txt", "not utf-8");
+    put(f, "GIT~1", "a .git look-alike");
+    dir(f, "overlong-\xc0\xaf");
+    put(f, "overlong-\xc0\xaf/inside.txt", "x");
+    /* Reported and skipped, never a batch the catalog or git would refuse. */
+    assert_string_equal(scan(f, "", NULL), "file good-\xc3\xa9t\xc3\xa9.txt");
+    assert_string_equal(scan(f, "latin1-\xe9t\xe9.txt", NULL), "");
+    assert_string_equal(scan(f, "overlong-\xc0\xaf/inside.txt", NULL), "");
+    assert_true(scan_name_publishable("caf\xc3\xa9"));
+    assert_true(scan_name_publishable("\xf0\x9f\x93\xa6.tar.xz"));
+    assert_false(scan_name_publishable("\xed\xa0\x80"));  /* a surrogate */
+    assert_false(scan_name_publishable("\xf4\x90\x80\x80")); /* past U+10FFFF */
+    assert_false(scan_name_publishable(".git"));
+    assert_false(scan_name_publishable("Git~1 . "));
+}
+
 static void test_scan__ignored(void **state)
 {
     struct fixture *f = *state;
@@ -271,6 +292,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__first_scan_then_quiet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__symlinks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__unpublishable_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__ignored, setup, teardown),
     };
 
