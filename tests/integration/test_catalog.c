@@ -15,11 +15,9 @@
 #include "catalog.h"
 #include "testenv.h"
 
+/* Each test: a fresh, empty (not migrated) database. */
 struct fixture {
-    char name[64];          /* the test's own database */
-    char conninfo[128];     /* "dbname=…" */
-    struct catalog *catalog;
-    PGconn *sql;            /* a second connection, to look and to meddle */
+    struct testenv_db db;   /* its catalog connection and side connection */
 };
 
 static int setup(void **state)
@@ -27,13 +25,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
-    assert_int_equal(testenv_database_new(f->conninfo, sizeof(f->conninfo), f->name,
-                                          sizeof(f->name)), 0);
-    assert_int_equal(catalog_new(&f->catalog, f->conninfo, NULL), 0);
-    if (catalog_connect(f->catalog) != 0)
-        fail_msg("connect: %s", catalog_last_error(f->catalog));
-    f->sql = PQconnectdb(f->conninfo);
-    assert_int_equal(PQstatus(f->sql), CONNECTION_OK);
+    assert_int_equal(testenv_db_open(&f->db, false), 0);
     *state = f;
     return 0;
 }
@@ -42,9 +34,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    PQfinish(f->sql);
-    catalog_free(f->catalog);
-    testenv_database_drop(f->name);
+    testenv_db_close(&f->db);
     free(f);
     return 0;
 }
@@ -53,7 +43,7 @@ static int teardown(void **state)
 static const char *value(struct fixture *f, const char *sql)
 {
     static char buf[4096];
-    PGresult *res = PQexec(f->sql, sql);
+    PGresult *res = PQexec(f->db.sql, sql);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         fail_msg("%s: %s", sql, PQresultErrorMessage(res));
@@ -64,7 +54,7 @@ static const char *value(struct fixture *f, const char *sql)
 
 static void exec_ok(struct fixture *f, const char *sql)
 {
-    PGresult *res = PQexec(f->sql, sql);
+    PGresult *res = PQexec(f->db.sql, sql);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
         fail_msg("%s: %s", sql, PQresultErrorMessage(res));
@@ -75,7 +65,7 @@ static void exec_ok(struct fixture *f, const char *sql)
 static const char *exec_fails(struct fixture *f, const char *sql)
 {
     static char state[8];
-    PGresult *res = PQexec(f->sql, sql);
+    PGresult *res = PQexec(f->db.sql, sql);
 
     if (PQresultStatus(res) == PGRES_COMMAND_OK)
         fail_msg("expected failure: %s", sql);
@@ -88,8 +78,8 @@ static void migrate_ok(struct fixture *f, int expect_applied)
 {
     int applied = -1, version = -1;
 
-    if (catalog_migrate(f->catalog, &applied, &version) != 0)
-        fail_msg("migrate: %s", catalog_last_error(f->catalog));
+    if (catalog_migrate(f->db.catalog, &applied, &version) != 0)
+        fail_msg("migrate: %s", catalog_last_error(f->db.catalog));
     assert_int_equal(applied, expect_applied);
     assert_int_equal(version, catalog_schema_version_known());
 }
@@ -108,10 +98,10 @@ static void test_catalog__migrate_fresh_database(void **state)
     struct fixture *f = *state;
     int version = -1;
 
-    assert_int_equal(catalog_schema_version(f->catalog, &version), 0);
+    assert_int_equal(catalog_schema_version(f->db.catalog, &version), 0);
     assert_int_equal(version, 0);
     migrate_ok(f, (int)catalog_schema_version_known());
-    assert_int_equal(catalog_schema_version(f->catalog, &version), 0);
+    assert_int_equal(catalog_schema_version(f->db.catalog, &version), 0);
     assert_int_equal(version, catalog_schema_version_known());
 
     assert_string_equal(value(f, "SELECT string_agg(tablename, ',' ORDER BY tablename)"
@@ -146,13 +136,13 @@ static void test_catalog__newer_schema_is_refused(void **state)
     exec_ok(f, "INSERT INTO schema_migration (version, name) VALUES (999, 'from_the_future')");
     snprintf(before, sizeof(before), "%s", schema_fingerprint(f));
 
-    assert_int_equal(catalog_migrate(f->catalog, NULL, NULL), FR_ESCHEMA);
-    assert_non_null(strstr(catalog_last_error(f->catalog), "schema version 999"));
-    assert_non_null(strstr(catalog_last_error(f->catalog), "newer"));
+    assert_int_equal(catalog_migrate(f->db.catalog, NULL, NULL), FR_ESCHEMA);
+    assert_non_null(strstr(catalog_last_error(f->db.catalog), "schema version 999"));
+    assert_non_null(strstr(catalog_last_error(f->db.catalog), "newer"));
     assert_string_equal(schema_fingerprint(f), before);
     /* The connection is still usable after the refusal. */
     int version = 0;
-    assert_int_equal(catalog_schema_version(f->catalog, &version), 0);
+    assert_int_equal(catalog_schema_version(f->db.catalog, &version), 0);
     assert_int_equal(version, 999);
 }
 
@@ -163,8 +153,8 @@ static void test_catalog__foreign_schema_is_refused(void **state)
     exec_ok(f, "CREATE TABLE schema_migration (version integer PRIMARY KEY, name text NOT NULL,"
                " applied_at timestamptz NOT NULL DEFAULT now());"
                "INSERT INTO schema_migration (version, name) VALUES (1, 'something_else')");
-    assert_int_equal(catalog_migrate(f->catalog, NULL, NULL), FR_ESCHEMA);
-    assert_non_null(strstr(catalog_last_error(f->catalog), "something_else"));
+    assert_int_equal(catalog_migrate(f->db.catalog, NULL, NULL), FR_ESCHEMA);
+    assert_non_null(strstr(catalog_last_error(f->db.catalog), "something_else"));
     assert_string_equal(value(f, "SELECT count(*) FROM pg_tables WHERE tablename = 'entry'"), "0");
 }
 
@@ -174,9 +164,9 @@ static void test_catalog__failed_migration_leaves_nothing(void **state)
 
     /* A table in the way makes migration 001 fail half-way. */
     exec_ok(f, "CREATE TABLE transfer (x integer)");
-    assert_int_equal(catalog_migrate(f->catalog, NULL, NULL), FR_ERROR);
-    assert_non_null(strstr(catalog_last_error(f->catalog), "migration 001_catalog failed"));
-    assert_non_null(strstr(catalog_last_error(f->catalog), "already exists"));
+    assert_int_equal(catalog_migrate(f->db.catalog, NULL, NULL), FR_ERROR);
+    assert_non_null(strstr(catalog_last_error(f->db.catalog), "migration 001_catalog failed"));
+    assert_non_null(strstr(catalog_last_error(f->db.catalog), "already exists"));
     assert_string_equal(value(f, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
                         "1");
     assert_string_equal(value(f, "SELECT to_regclass('schema_migration') IS NULL"), "t");
@@ -210,7 +200,7 @@ static void test_catalog__concurrent_migrations_apply_once(void **state)
     int total = 0;
 
     for (int i = 0; i < 4; i++) {
-        racers[i] = (struct racer){ .conninfo = f->conninfo };
+        racers[i] = (struct racer){ .conninfo = f->db.conninfo };
         assert_int_equal(pthread_create(&threads[i], NULL, race, &racers[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
@@ -279,7 +269,7 @@ static const char *plan(struct fixture *f, const char *sql)
     size_t len = 0;
 
     snprintf(explain, sizeof(explain), "EXPLAIN (COSTS OFF) %s", sql);
-    res = PQexec(f->sql, explain);
+    res = PQexec(f->db.sql, explain);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         fail_msg("%s: %s", explain, PQresultErrorMessage(res));
     buf[0] = '\0';

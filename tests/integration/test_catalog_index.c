@@ -17,10 +17,7 @@
 #include "testenv.h"
 
 struct fixture {
-    char name[64];
-    char conninfo[128];
-    struct catalog *catalog;
-    PGconn *sql;            /* the side connection: looks, and LISTENs */
+    struct testenv_db db;   /* a migrated database; its side connection LISTENs */
     int64_t repo;           /* "releases" */
 };
 
@@ -35,16 +32,10 @@ static int setup(void **state)
     };
 
     assert_non_null(f);
-    assert_int_equal(testenv_database_new(f->conninfo, sizeof(f->conninfo), f->name,
-                                          sizeof(f->name)), 0);
-    assert_int_equal(catalog_new(&f->catalog, f->conninfo, NULL), 0);
-    assert_int_equal(catalog_connect(f->catalog), 0);
-    assert_int_equal(catalog_migrate(f->catalog, NULL, NULL), 0);
-    f->sql = PQconnectdb(f->conninfo);
-    assert_int_equal(PQstatus(f->sql), CONNECTION_OK);
-    PQclear(PQexec(f->sql, "LISTEN " CATALOG_OUTBOX_CHANNEL));
-    if (catalog_repository_upsert(f->catalog, &f->repo, &spec) != 0)
-        fail_msg("upsert: %s", catalog_last_error(f->catalog));
+    assert_int_equal(testenv_db_open(&f->db, true), 0);
+    PQclear(PQexec(f->db.sql, "LISTEN " CATALOG_OUTBOX_CHANNEL));
+    if (catalog_repository_upsert(f->db.catalog, &f->repo, &spec) != 0)
+        fail_msg("upsert: %s", catalog_last_error(f->db.catalog));
     *state = f;
     return 0;
 }
@@ -53,9 +44,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    PQfinish(f->sql);
-    catalog_free(f->catalog);
-    testenv_database_drop(f->name);
+    testenv_db_close(&f->db);
     free(f);
     return 0;
 }
@@ -64,7 +53,7 @@ static int teardown(void **state)
 static const char *rows(struct fixture *f, const char *sql)
 {
     static char buf[65536];
-    PGresult *res = PQexec(f->sql, sql);
+    PGresult *res = PQexec(f->db.sql, sql);
     size_t len = 0;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -99,8 +88,8 @@ static int notifications(struct fixture *f)
     PGnotify *n;
     int count = 0;
 
-    PQconsumeInput(f->sql);
-    while ((n = PQnotifies(f->sql)) != NULL) {
+    PQconsumeInput(f->db.sql);
+    while ((n = PQnotifies(f->db.sql)) != NULL) {
         count++;
         PQfreemem(n);
     }
@@ -130,8 +119,8 @@ static struct catalog_change file_change(const char *path, const char *content, 
 static void apply(struct fixture *f, const char *commit, struct catalog_change *changes,
                   size_t count, struct catalog_batch_result *r)
 {
-    if (catalog_batch_apply(f->catalog, f->repo, "releases", commit, changes, count, r) != 0)
-        fail_msg("batch: %s", catalog_last_error(f->catalog));
+    if (catalog_batch_apply(f->db.catalog, f->repo, "releases", commit, changes, count, r) != 0)
+        fail_msg("batch: %s", catalog_last_error(f->db.catalog));
 }
 
 static void test_index__repository_upsert(void **state)
@@ -153,7 +142,7 @@ static void test_index__repository_upsert(void **state)
 
     /* The same again: nothing to do. */
     mark = outbox_last(f);
-    assert_int_equal(catalog_repository_upsert(f->catalog, &id, &spec), 0);
+    assert_int_equal(catalog_repository_upsert(f->db.catalog, &id, &spec), 0);
     assert_int_equal(id, f->repo);
     assert_string_equal(outbox_since(f, mark), "");
 
@@ -162,7 +151,7 @@ static void test_index__repository_upsert(void **state)
     spec.whitelist = true;
     spec.members = members;
     spec.members_count = 2;
-    assert_int_equal(catalog_repository_upsert(f->catalog, &id, &spec), 0);
+    assert_int_equal(catalog_repository_upsert(f->db.catalog, &id, &spec), 0);
     assert_string_equal(outbox_since(f, mark), "configure_node releases|set_affiliations releases");
     assert_string_equal(rows(f, "SELECT jid, role FROM acl ORDER BY jid"),
                         "alice@example.org/build member|ci@example.org member");
@@ -170,7 +159,7 @@ static void test_index__repository_upsert(void **state)
     /* One member less. */
     mark = outbox_last(f);
     spec.members_count = 1;
-    assert_int_equal(catalog_repository_upsert(f->catalog, &id, &spec), 0);
+    assert_int_equal(catalog_repository_upsert(f->db.catalog, &id, &spec), 0);
     assert_string_equal(outbox_since(f, mark), "set_affiliations releases");
     assert_string_equal(rows(f, "SELECT jid FROM acl"), "ci@example.org");
     assert_string_equal(rows(f, "SELECT count(*) FROM repository"), "1");
@@ -245,14 +234,14 @@ static void test_index__dir_children(void **state)
 
     apply(f, COMMIT1, changes, 4, NULL);
     apply(f, COMMIT2, del, 1, NULL);
-    assert_int_equal(catalog_dir_children(f->catalog, f->repo, "", collect, out), 0);
+    assert_int_equal(catalog_dir_children(f->db.catalog, f->repo, "", collect, out), 0);
     assert_string_equal(out, "a.txt:f:1|b.txt:f:2|sub:d:0");
     out[0] = '\0';
-    assert_int_equal(catalog_dir_children(f->catalog, f->repo, "sub", collect, out), 0);
+    assert_int_equal(catalog_dir_children(f->db.catalog, f->repo, "sub", collect, out), 0);
     assert_string_equal(out, "c.txt:f:3");
-    assert_int_equal(catalog_dir_children(f->catalog, f->repo, "nope", collect, out),
+    assert_int_equal(catalog_dir_children(f->db.catalog, f->repo, "nope", collect, out),
                      FR_ENOTFOUND);
-    assert_int_equal(catalog_dir_children(f->catalog, f->repo, "a.txt", collect, out),
+    assert_int_equal(catalog_dir_children(f->db.catalog, f->repo, "a.txt", collect, out),
                      FR_ENOTFOUND);
 }
 
@@ -359,13 +348,13 @@ static void test_index__bad_batches_change_nothing(void **state)
     for (size_t i = 0; i < sizeof(bad_paths) / sizeof(*bad_paths); i++) {
         struct catalog_change c = file_change(bad_paths[i], "z", 1);
 
-        assert_int_equal(catalog_batch_apply(f->catalog, f->repo, "releases", COMMIT1, &c, 1,
+        assert_int_equal(catalog_batch_apply(f->db.catalog, f->repo, "releases", COMMIT1, &c, 1,
                                              NULL), FR_EINVAL);
     }
-    assert_int_equal(catalog_batch_apply(f->catalog, f->repo, "releases", COMMIT1, twice, 2,
+    assert_int_equal(catalog_batch_apply(f->db.catalog, f->repo, "releases", COMMIT1, twice, 2,
                                          NULL), FR_EINVAL);
-    assert_non_null(strstr(catalog_last_error(f->catalog), "appears twice"));
-    assert_int_equal(catalog_batch_apply(f->catalog, f->repo, "releases", "HEAD", twice, 1,
+    assert_non_null(strstr(catalog_last_error(f->db.catalog), "appears twice"));
+    assert_int_equal(catalog_batch_apply(f->db.catalog, f->repo, "releases", "HEAD", twice, 1,
                                          NULL), FR_EINVAL);
     assert_string_equal(outbox_since(f, mark), "");
     assert_string_equal(rows(f, "SELECT count(*) FROM entry"), "1");

@@ -23,11 +23,9 @@
 static const char *const kinds[] = { "file", "dir+", "file-", "dir-" };
 
 struct fixture {
-    char db[64];
-    char conninfo[128];
+    struct testenv_db db;   /* a migrated database */
     char root[64];
     char outside[64];
-    struct catalog *catalog;
     int64_t repo;
     int root_fd;
     struct config_strings ignore;
@@ -42,12 +40,8 @@ static int setup(void **state)
     struct catalog_repository_spec spec = { .name = "r", .path = "/x", .title = "r",
                                             .description = "", .members = none };
 
-    assert_int_equal(testenv_database_new(f->conninfo, sizeof(f->conninfo), f->db,
-                                          sizeof(f->db)), 0);
-    assert_int_equal(catalog_new(&f->catalog, f->conninfo, NULL), 0);
-    assert_int_equal(catalog_connect(f->catalog), 0);
-    assert_int_equal(catalog_migrate(f->catalog, NULL, NULL), 0);
-    assert_int_equal(catalog_repository_upsert(f->catalog, &f->repo, &spec), 0);
+    assert_int_equal(testenv_db_open(&f->db, true), 0);
+    assert_int_equal(catalog_repository_upsert(f->db.catalog, &f->repo, &spec), 0);
     snprintf(f->root, sizeof(f->root), "/tmp/filerepo-test-scan-XXXXXX");
     snprintf(f->outside, sizeof(f->outside), "/tmp/filerepo-test-scan-out-XXXXXX");
     assert_non_null(mkdtemp(f->root));
@@ -65,8 +59,7 @@ static int teardown(void **state)
     char cmd[256];
 
     close(f->root_fd);
-    catalog_free(f->catalog);
-    testenv_database_drop(f->db);
+    testenv_db_close(&f->db);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", f->root, f->outside);
     assert_int_equal(system(cmd), 0);
     free(f);
@@ -100,8 +93,8 @@ static const char *scan(struct fixture *f, const char *path, struct scan *keep)
     struct scan s = { 0 };
     size_t len = 0;
 
-    if (scan_reconcile(&s, f->catalog, f->repo, "r", f->root_fd, path, &f->ignore) != 0)
-        fail_msg("scan: %s", catalog_last_error(f->catalog));
+    if (scan_reconcile(&s, f->db.catalog, f->repo, "r", f->root_fd, path, &f->ignore) != 0)
+        fail_msg("scan: %s", catalog_last_error(f->db.catalog));
     buf[0] = '\0';
     for (size_t i = 0; i < s.count; i++)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s", i ? "|" : "",
@@ -129,9 +122,9 @@ static void record(struct fixture *f, struct scan *s)
         };
         c[i].sha256[0] = (unsigned char)it->size;
     }
-    if (catalog_batch_apply(f->catalog, f->repo, "r", "0123456789012345678901234567890123456789",
+    if (catalog_batch_apply(f->db.catalog, f->repo, "r", "0123456789012345678901234567890123456789",
                             c, s->count, NULL) != 0)
-        fail_msg("batch: %s", catalog_last_error(f->catalog));
+        fail_msg("batch: %s", catalog_last_error(f->db.catalog));
     free(c);
     scan_clear(s);
 }

@@ -10,10 +10,13 @@
 #define FILEREPO_TESTENV_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "catalog.h"
 
 /* Returns 0, or -1 (with a message on stderr) when no services run. */
 static inline int testenv_load(void)
@@ -90,6 +93,47 @@ static inline void testenv_database_drop(const char *name)
 
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
     testenv_admin(sql);
+}
+
+/* A test's own database: libcatalog's connection and a side connection
+ * (plain libpq) to look at it and meddle with it. */
+struct testenv_db {
+    char name[64];            /* the database */
+    char conninfo[128];       /* "dbname=…" */
+    struct catalog *catalog;  /* libcatalog's connection */
+    PGconn *sql;              /* the side connection */
+};
+
+/*
+ * Creates a fresh database and connects to it both ways; migrates it when
+ * `migrate`.  Returns 0, or -1 with the reason on stderr.
+ */
+static inline int testenv_db_open(struct testenv_db *db, bool migrate)
+{
+    memset(db, 0, sizeof(*db));
+    if (testenv_database_new(db->conninfo, sizeof(db->conninfo), db->name,
+                             sizeof(db->name)) != 0 ||
+        catalog_new(&db->catalog, db->conninfo, NULL) != 0)
+        return -1;
+    if (catalog_connect(db->catalog) != 0 ||
+        (migrate && catalog_migrate(db->catalog, NULL, NULL) != 0)) {
+        fprintf(stderr, "testenv: %s\n", catalog_last_error(db->catalog));
+        return -1;
+    }
+    db->sql = PQconnectdb(db->conninfo);
+    if (PQstatus(db->sql) != CONNECTION_OK) {
+        fprintf(stderr, "testenv: %s", PQerrorMessage(db->sql));
+        return -1;
+    }
+    return 0;
+}
+
+/* Disconnects and drops the database. */
+static inline void testenv_db_close(struct testenv_db *db)
+{
+    PQfinish(db->sql);
+    catalog_free(db->catalog);
+    testenv_database_drop(db->name);
 }
 
 #endif
