@@ -52,6 +52,7 @@ void catalog_disconnect(struct catalog *catalog)
         PQfinish(catalog->conn);
         catalog->conn = NULL;
     }
+    catalog->prepared = 0;
 }
 
 void catalog_free(struct catalog *catalog)
@@ -224,6 +225,31 @@ PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
     }
     return catalog_check(catalog,
                          PQexecParams(catalog->conn, sql, count, NULL, params, NULL, NULL, 0),
+                         expect);
+}
+
+PGresult *catalog_query_prepared(struct catalog *catalog, enum catalog_statement stmt,
+                                 const char *sql, int count, const char *const *params,
+                                 ExecStatusType expect)
+{
+    char name[16];
+
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connected");
+        return NULL;
+    }
+    snprintf(name, sizeof(name), "fr_stmt_%d", (int)stmt);
+    if (!(catalog->prepared & (1u << stmt))) {
+        PGresult *res = catalog_check(catalog, PQprepare(catalog->conn, name, sql, count, NULL),
+                                      PGRES_COMMAND_OK);
+
+        if (!res)
+            return NULL;
+        PQclear(res);
+        catalog->prepared |= 1u << stmt;
+    }
+    return catalog_check(catalog,
+                         PQexecPrepared(catalog->conn, name, count, params, NULL, NULL, 0),
                          expect);
 }
 

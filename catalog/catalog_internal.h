@@ -8,10 +8,17 @@
 
 #include "catalog.h"
 
+/* Statements run often enough to be prepared once per connection. */
+enum catalog_statement {
+    CATALOG_STMT_DIR_CHILDREN,   /* catalog_dir_children */
+    CATALOG_STMT_COUNT,
+};
+
 struct catalog {
     char *conninfo;   /* as configured; holds no password */
     char *password;   /* secret, or NULL */
     PGconn *conn;     /* NULL while not connected */
+    unsigned prepared; /* bit per enum catalog_statement prepared on conn */
     char error[512];  /* last failure, for the caller to log */
 };
 
@@ -32,6 +39,15 @@ PGresult *catalog_exec(struct catalog *catalog, const char *sql, ExecStatusType 
  */
 PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
                         const char *const *params, ExecStatusType expect);
+
+/**
+ * As catalog_query, for statement `stmt` with text `sql`: prepared on the
+ * connection the first time, executed by name afterwards (no planning per
+ * call: the scanner runs these once per directory).
+ */
+PGresult *catalog_query_prepared(struct catalog *catalog, enum catalog_statement stmt,
+                                 const char *sql, int count, const char *const *params,
+                                 ExecStatusType expect);
 
 /**
  * As catalog_query for a query that finds one row or none: returns the

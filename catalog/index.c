@@ -141,7 +141,7 @@ int catalog_dir_children(struct catalog *catalog, int64_t repo_id, const char *d
     catalog_int64_text(id, sizeof(id), repo_id);
     /* The directory itself comes first (a row with a NULL name) so that a
      * missing directory is told apart from an empty one. */
-    res = catalog_query(catalog,
+    res = catalog_query_prepared(catalog, CATALOG_STMT_DIR_CHILDREN,
         "SELECT NULL, NULL, NULL, NULL, NULL, NULL FROM entry"
         "  WHERE repository_id = $1 AND path = $2 AND kind = 'directory'"
         "  AND deleted_at IS NULL"
