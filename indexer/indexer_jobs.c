@@ -249,6 +249,13 @@ static void ix_commit(struct ix_batch *batch)
         goto done;
     }
 
+    /* The catalog will name these objects: their names must last. */
+    if (store_sync(repo->indexer->store) != 0) {
+        batch->error = FR_ERROR;
+        snprintf(batch->error_text, sizeof(batch->error_text), "store: sync: %s",
+                 strerror(errno));
+        goto done;
+    }
     if (!(catalog = ix_catalog_open(batch)))
         goto done;
     batch->error = catalog_batch_apply(catalog, repo->id, repo->conf->name, batch->commit, cat,

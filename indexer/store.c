@@ -265,9 +265,9 @@ static int store_name_object(struct store *store, const unsigned char sha256[32]
         if (errno != EEXIST)
             goto done;
         *existed = true;
-    } else if (fsync(fanout_fd) != 0) {
-        goto done;
     }
+    /* The new name is made durable by store_sync(), once per batch, before
+     * anything refers to it. */
     error = 0;
 
 done:
@@ -500,4 +500,9 @@ int store_object_path(struct store *store, const unsigned char sha256[32], char 
         return FR_EINVAL;
     }
     return 0;
+}
+
+int store_sync(struct store *store)
+{
+    return syncfs(store->objects_fd) == 0 ? 0 : FR_ERROR;
 }

@@ -32,8 +32,10 @@
  *
  * Crash safety: an object appears under its final name only complete and
  * flushed (written to an unnamed O_TMPFILE, fsync()ed, then linked into
- * place, and the directory fsync()ed), so a crash leaves either the whole
- * object or none.  The only names ever left behind in tmp/ are those of the
+ * place), so a crash leaves either the whole object or none.  The names
+ * themselves become durable with store_sync(), which the caller runs once
+ * per batch before recording anything that refers to the new objects (one
+ * sync instead of a directory fsync per object).  The only names ever left behind in tmp/ are those of the
  * hard-link path (tmp/link.*), removed by the next store_open().
  *
  * The store directory needs a file system with O_TMPFILE (ext4, xfs, btrfs,
@@ -168,5 +170,11 @@ int store_object_open(struct store *store, const unsigned char sha256[32]);
  */
 int store_object_path(struct store *store, const unsigned char sha256[32], char *out,
                       size_t len);
+
+/**
+ * Makes every object named so far durable (syncfs of the store's file
+ * system).  Returns 0, or FR_ERROR with errno kept.
+ */
+int store_sync(struct store *store);
 
 #endif
