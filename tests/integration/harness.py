@@ -113,9 +113,11 @@ def write_config(path, env, db, state_dir, extra=None, **xmpp):
 class Daemon:
     """A filerepod process with its own catalog database and state dir."""
 
-    def __init__(self, env, extra_args=(), extra=None, wrapper=(), **xmpp):
+    def __init__(self, env, extra_args=(), extra=None, wrapper=(), autostart=True, **xmpp):
         """extra_args: more filerepod arguments; extra: top-level config
-        keys; wrapper: a command filerepod runs under (e.g. setpriv)."""
+        keys; wrapper: a command filerepod runs under (e.g. setpriv);
+        autostart: whether `with` starts it (else the test calls start())."""
+        self.autostart = autostart
         self.env = env
         self.dir = tempfile.mkdtemp(prefix="filerepod-test-")
         self.db = fresh_database(env)
@@ -189,9 +191,9 @@ class Daemon:
                 shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        return self.start() if self.autostart else self
 
     def __exit__(self, *exc):
         if exc[0] is not None:
-            print(f"--- filerepod log ---\n{self.log()}--- end of log ---")
+            print(f"--- filerepod log ---\n{self.log()[-20000:]}--- end of log ---")
         self.close()

@@ -62,12 +62,11 @@ def burst(env):
     with tempfile.TemporaryDirectory(prefix="filerepo-burst-") as root:
         extra = {"repositories": [{"name": "releases", "path": root}],
                  "indexer": {"settle_ms": 200}}
-        daemon = Daemon(env, extra=extra)
         # The directories exist (and are watched) before the burst, so its
         # events land in the queue.
         for i in range(100):
             os.makedirs(os.path.join(root, f"d{i:03d}"))
-        try:
+        with Daemon(env, extra=extra, autostart=False) as daemon:
             try:
                 # The limit is taken when the inotify instance is made.
                 with open(QUEUE_SYSCTL, "w") as f:
@@ -98,11 +97,6 @@ def burst(env):
             print(f"burst: {n} files written in {wrote:.1f} s, all in the catalog "
                   f"{took:.1f} s after the first")
             check(daemon.stop() == 0, "clean stop")
-        except BaseException:
-            print(f"--- filerepod log ---\n{daemon.log()}--- end of log ---")
-            raise
-        finally:
-            daemon.close()
 
 
 def head_ref(daemon):
@@ -128,8 +122,7 @@ def crashes(env):
     with tempfile.TemporaryDirectory(prefix="filerepo-crash-") as root:
         extra = {"repositories": [{"name": "releases", "path": root}],
                  "indexer": {"settle_ms": 100}}
-        daemon = Daemon(env, extra=extra)
-        try:
+        with Daemon(env, extra=extra, autostart=False) as daemon:
             total, mark = 0, 0
             for moment in ("while hashing", "after the git commit", "after the catalog commit",
                            "while hashing"):
@@ -161,11 +154,6 @@ def crashes(env):
             n = agree(env, daemon, root)
             print(f"after 4 kill -9: {n} files; catalog, git and disk agree")
             check(daemon.stop() == 0, "clean stop")
-        except BaseException:
-            print(f"--- filerepod log ---\n{daemon.log()[-20000:]}--- end of log ---")
-            raise
-        finally:
-            daemon.close()
 
 
 def main():
