@@ -6,9 +6,10 @@
  * 100,000 files costs a few statements, not a few per file.  Order inside
  * the transaction: deletions, directories (parents first, one statement per
  * depth), files, revisions; the outbox rows they add come out in that order
- * too, which is the order the publisher needs (a node's parent first).  fr_prev keeps
- * what the batch's paths were just before (after this batch's deletions), so
- * a file brought back gets its node created again and a new revision.
+ * too, which is the order the publisher needs (a node's parent first).  fr_files
+ * compares each file with what its path was just before (after this batch's
+ * deletions), so a file brought back gets its node created again and a new
+ * revision.
  */
 #include "catalog_internal.h"
 #include "index.h"
@@ -221,12 +222,6 @@ static const char catalog_batch_dirs[] =
     "       WHERE NOT deleted) b,"
     "   generate_series(1, array_length(b.parts, 1) - CASE WHEN b.is_dir THEN 0 ELSE 1 END) n";
 
-static const char catalog_batch_prev[] =
-    "CREATE TEMP TABLE fr_prev ON COMMIT DROP AS"
-    " SELECT e.id, e.kind, e.deleted_at IS NOT NULL AS was_deleted"
-    " FROM entry e JOIN fr_batch b ON e.repository_id = $1 AND e.path = b.path"
-    " WHERE NOT b.deleted";
-
 static const char catalog_batch_dir_level[] =
     "WITH up AS ("
     "  INSERT INTO entry (repository_id, parent_id, name, path, kind)"
@@ -242,49 +237,70 @@ static const char catalog_batch_dir_level[] =
     " SELECT $1, $2 || '/' || path, 'create_collection', id, jsonb_build_object('path', path)"
     " FROM up ORDER BY path";
 
-static const char catalog_batch_files[] =
-    "WITH up AS ("
-    "  INSERT INTO entry (repository_id, parent_id, name, path, kind, size, mtime_ns, ctime_ns,"
-    "                     inode)"
-    "  SELECT $1, p.id, " SQL_NAME("b.path") ", b.path, 'file', b.size, b.mtime_ns, b.ctime_ns,"
-    "         b.inode"
-    "  FROM fr_batch b JOIN entry p ON p.repository_id = $1 AND p.path = " SQL_PARENT("b.path")
-    "  WHERE NOT b.deleted AND NOT b.is_dir"
-    "  ON CONFLICT (repository_id, path) DO UPDATE"
-    "    SET kind = 'file', size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns,"
-    "        ctime_ns = EXCLUDED.ctime_ns, inode = EXCLUDED.inode, deleted_at = NULL,"
-    "        updated_at = now()"
-    "  RETURNING id, path)"
-    " INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
-    " SELECT $1, $2 || '/' || up.path, 'create_leaf', up.id, jsonb_build_object('path', up.path)"
-    " FROM up LEFT JOIN fr_prev pr ON pr.id = up.id"
-    " WHERE pr.id IS NULL OR pr.was_deleted OR pr.kind <> 'file'"
-    " ORDER BY up.path";
+/*
+ * The batch's files, with everything the next statements need worked out
+ * once: the parent, whether the leaf is new (or back after a deletion, or
+ * was a directory), whether the content is new, and the ids the entry and
+ * its new revision will have.  Taking the ids up front lets the entry be
+ * written once with its current revision, instead of inserted and then
+ * updated (which would check its foreign keys twice).  The lookups are
+ * per file through the (repository_id, path) index: the planner has no
+ * statistics for fr_batch, nor for entry while a first index fills it
+ * (LIMIT 1 keeps each lookup a lookup instead of a join it would misplan).
+ */
+static const char catalog_batch_file_plan[] =
+    "CREATE TEMP TABLE fr_files ON COMMIT DROP AS"
+    " SELECT x.*, coalesce(x.old_id, nextval('entry_id_seq')) AS entry_id,"
+    "   CASE WHEN x.new_content THEN nextval('revision_id_seq') END AS revision_id,"
+    "   CASE WHEN x.new_content AND x.old_id IS NOT NULL"
+    "     THEN coalesce((SELECT max(r.number) FROM revision r WHERE r.entry_id = x.old_id), 0) + 1"
+    "     ELSE 1 END AS number"
+    " FROM (SELECT b.*, p.id AS parent_id, e.id AS old_id,"
+    "         (e.id IS NULL OR e.deleted_at IS NOT NULL OR e.kind <> 'file') AS new_leaf,"
+    "         (e.id IS NULL OR e.deleted_at IS NOT NULL OR e.kind <> 'file' OR cur.id IS NULL"
+    "          OR cur.sha256 <> decode(b.sha256, 'hex') OR cur.size <> b.size) AS new_content"
+    "       FROM fr_batch b"
+    "       CROSS JOIN LATERAL (SELECT id FROM entry WHERE repository_id = $1"
+    "                           AND path = " SQL_PARENT("b.path") " LIMIT 1) p"
+    "       LEFT JOIN LATERAL (SELECT id, deleted_at, kind, current_revision_id FROM entry"
+    "                          WHERE repository_id = $1 AND path = b.path LIMIT 1) e ON true"
+    "       LEFT JOIN revision cur ON cur.id = e.current_revision_id"
+    "       WHERE NOT b.deleted AND NOT b.is_dir) x";
 
-/* A revision for every file whose content differs from its current
- * revision, or that comes back after a deletion or as a file again. */
+static const char catalog_batch_files[] =
+    "INSERT INTO entry (id, repository_id, parent_id, name, path, kind, size, mtime_ns, ctime_ns,"
+    "                   inode, current_revision_id)"
+    " OVERRIDING SYSTEM VALUE"
+    " SELECT entry_id, $1, parent_id, " SQL_NAME("path") ", path, 'file', size, mtime_ns,"
+    "   ctime_ns, inode, revision_id"
+    " FROM fr_files"
+    " ON CONFLICT (repository_id, path) DO UPDATE"
+    "   SET kind = 'file', size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns,"
+    "       ctime_ns = EXCLUDED.ctime_ns, inode = EXCLUDED.inode, deleted_at = NULL,"
+    "       current_revision_id = coalesce(EXCLUDED.current_revision_id,"
+    "                                      entry.current_revision_id),"
+    "       updated_at = now()";
+
 static const char catalog_batch_revisions[] =
-    "WITH rev AS ("
-    "  INSERT INTO revision (entry_id, number, commit_id, size, mtime, mime, sha256, sha1, md5,"
-    "                        sha512, crc32)"
-    "  SELECT e.id, coalesce((SELECT max(r.number) FROM revision r WHERE r.entry_id = e.id), 0) + 1,"
-    "    $3, b.size, to_timestamp(b.mtime_ns::double precision / 1e9), b.mime,"
-    "    decode(b.sha256, 'hex'), decode(b.sha1, 'hex'), decode(b.md5, 'hex'),"
-    "    decode(b.sha512, 'hex'), b.crc32"
-    "  FROM fr_batch b JOIN entry e ON e.repository_id = $1 AND e.path = b.path"
-    "  LEFT JOIN fr_prev pr ON pr.id = e.id"
-    "  LEFT JOIN revision cur ON cur.id = e.current_revision_id"
-    "  WHERE NOT b.deleted AND NOT b.is_dir"
-    "    AND (cur.id IS NULL OR cur.sha256 <> decode(b.sha256, 'hex') OR cur.size <> b.size"
-    "         OR pr.was_deleted OR pr.kind <> 'file')"
-    "  RETURNING id, entry_id, number),"
-    " cur AS ("
-    "  UPDATE entry e SET current_revision_id = rev.id FROM rev WHERE e.id = rev.entry_id"
-    "  RETURNING e.id, e.path)"
-    " INSERT INTO outbox (repository_id, node, action, entry_id, revision_id, payload)"
-    " SELECT $1, $2 || '/' || cur.path, 'publish_item', rev.entry_id, rev.id,"
-    "   jsonb_build_object('path', cur.path, 'revision', rev.number)"
-    " FROM rev JOIN cur ON cur.id = rev.entry_id ORDER BY cur.path";
+    "INSERT INTO revision (id, entry_id, number, commit_id, size, mtime, mime, sha256, sha1, md5,"
+    "                      sha512, crc32)"
+    " OVERRIDING SYSTEM VALUE"
+    " SELECT revision_id, entry_id, number, $1, size,"
+    "   to_timestamp(mtime_ns::double precision / 1e9), mime, decode(sha256, 'hex'),"
+    "   decode(sha1, 'hex'), decode(md5, 'hex'), decode(sha512, 'hex'), crc32"
+    " FROM fr_files WHERE new_content";
+
+/* Leaves first, then items: a node exists before anything is published in it. */
+static const char catalog_batch_leaf_outbox[] =
+    "INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
+    " SELECT $1, $2 || '/' || path, 'create_leaf', entry_id, jsonb_build_object('path', path)"
+    " FROM fr_files WHERE new_leaf ORDER BY path";
+
+static const char catalog_batch_item_outbox[] =
+    "INSERT INTO outbox (repository_id, node, action, entry_id, revision_id, payload)"
+    " SELECT $1, $2 || '/' || path, 'publish_item', entry_id, revision_id,"
+    "   jsonb_build_object('path', path, 'revision', number)"
+    " FROM fr_files WHERE new_content ORDER BY path";
 
 int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *repo_name,
                         const char *commit_id, const struct catalog_change *changes,
@@ -292,7 +308,8 @@ int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *re
 {
     struct catalog_batch_result r = { 0 };
     char id[24], depth[16];
-    const char *params[] = { id, repo_name, commit_id };
+    const char *params[] = { id, repo_name };
+    const char *commit[] = { commit_id };
     PGresult *res = NULL;
     int max_depth, outbox = 0, revisions_outbox = 0;
     int error;
@@ -334,8 +351,7 @@ int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *re
     if ((error = catalog_batch_step(catalog, catalog_batch_deletions, 2, params, &outbox)) != 0)
         goto fail;
     r.deleted = outbox;
-    if ((error = catalog_batch_step(catalog, catalog_batch_prev, 1, params, NULL)) != 0 ||
-        (error = catalog_command(catalog, catalog_batch_dirs)) != 0)
+    if ((error = catalog_command(catalog, catalog_batch_dirs)) != 0)
         goto fail;
     res = catalog_exec(catalog, "SELECT coalesce(max(depth), 0) FROM fr_dirs", PGRES_TUPLES_OK);
     if (!res)
@@ -349,8 +365,12 @@ int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *re
         if ((error = catalog_batch_step(catalog, catalog_batch_dir_level, 3, level, &r.entries)))
             goto fail;
     }
-    if ((error = catalog_batch_step(catalog, catalog_batch_files, 2, params, &r.entries)) != 0 ||
-        (error = catalog_batch_step(catalog, catalog_batch_revisions, 3, params,
+    if ((error = catalog_batch_step(catalog, catalog_batch_file_plan, 1, params, NULL)) != 0 ||
+        (error = catalog_batch_step(catalog, catalog_batch_files, 1, params, NULL)) != 0 ||
+        (error = catalog_batch_step(catalog, catalog_batch_revisions, 1, commit, NULL)) != 0 ||
+        (error = catalog_batch_step(catalog, catalog_batch_leaf_outbox, 2, params,
+                                    &r.entries)) != 0 ||
+        (error = catalog_batch_step(catalog, catalog_batch_item_outbox, 2, params,
                                     &revisions_outbox)) != 0)
         goto fail;
     r.revisions = revisions_outbox;

@@ -425,10 +425,15 @@ static void ix_commit_done(struct ix_repo *repo, struct ix_batch *batch, uint64_
         repo->lost_streak = 0;
         if (r->revisions || r->entries || r->deleted)
             log_info("index", "repo=%s commit=%.12s: %d new revision%s, %d new entr%s, "
-                     "%d deleted, %.1f MB hashed in %" PRIu64 " ms",
+                     "%d deleted, %.1f MB hashed in %" PRIu64 " ms (scan and hash %" PRIu64
+                     ", git %" PRIu64 ", store sync %" PRIu64 ", catalog %" PRIu64 ")",
                      repo->conf->name, batch->commit, r->revisions, r->revisions == 1 ? "" : "s",
                      r->entries, r->entries == 1 ? "y" : "ies", r->deleted,
-                     (double)batch->bytes_done / 1e6, now - batch->started_ms);
+                     (double)batch->bytes_done / 1e6, now - batch->started_ms,
+                     batch->commit_ms[0] - batch->started_ms,
+                     batch->commit_ms[1] - batch->commit_ms[0],
+                     batch->commit_ms[2] - batch->commit_ms[1],
+                     batch->commit_ms[3] - batch->commit_ms[2]);
     }
     ix_batch_end(repo);
 }

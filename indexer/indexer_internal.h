@@ -59,6 +59,7 @@ struct ix_batch {
     uint64_t bytes_done;         /* sizes of the files come back */
     uint64_t started_ms;         /* when the batch began */
     uint64_t progress_ms;        /* when progress was last logged */
+    uint64_t commit_ms[4];       /* commit job: began, git done, store synced, catalog done */
     int error;                   /* scan or commit: 0 or FR_E* */
     char error_text[512];        /* its detail */
     char commit[41];             /* the git commit recorded */

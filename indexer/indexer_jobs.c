@@ -6,6 +6,7 @@
  * catalog connection of their own for their duration.
  */
 #include "indexer_internal.h"
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -175,6 +176,7 @@ static void ix_commit(struct ix_batch *batch)
     struct catalog *catalog = NULL;
     int rc;
 
+    batch->commit_ms[0] = clock_now_ms();
     if (!cat) {
         batch->error = FR_ENOMEM;
         return;
@@ -249,6 +251,7 @@ static void ix_commit(struct ix_batch *batch)
         goto done;
     }
 
+    batch->commit_ms[1] = clock_now_ms();
     /* The catalog will name these objects: their names must last. */
     if (store_sync(repo->indexer->store) != 0) {
         batch->error = FR_ERROR;
@@ -256,10 +259,12 @@ static void ix_commit(struct ix_batch *batch)
                  strerror(errno));
         goto done;
     }
+    batch->commit_ms[2] = clock_now_ms();
     if (!(catalog = ix_catalog_open(batch)))
         goto done;
     batch->error = catalog_batch_apply(catalog, repo->id, repo->conf->name, batch->commit, cat,
                                        ncat, &batch->result);
+    batch->commit_ms[3] = clock_now_ms();
     if (batch->error)
         snprintf(batch->error_text, sizeof(batch->error_text), "catalog: %s",
                  catalog_last_error(catalog));

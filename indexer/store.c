@@ -2,10 +2,10 @@
  * store.c - content-addressed objects: begin, hash, commit.
  *
  * Every object is born nameless: an O_TMPFILE in tmp/, filled by a clone
- * (FICLONE) or by the hasher's copy, then flushed, made read-only and linked
- * under its digest in one linkat().  linkat() never replaces a name, so an
- * object that is already there (EEXIST) is kept as it is: same digest, same
- * bytes.  An ingest that is aborted, or a process that dies, leaves nothing:
+ * (FICLONE) or by the hasher's copy, then made read-only and linked under
+ * its digest in one linkat().  linkat() never replaces a name, so an object
+ * that is already there (EEXIST) is kept as it is (same digest, same bytes)
+ * unless it is short, the mark of a power loss before store_sync().  An ingest that is aborted, or a process that dies, leaves nothing:
  * the unnamed file goes with its last descriptor.
  *
  * Hard-link mode has a name to start from instead, the published file's; it
@@ -37,6 +37,7 @@
 #define STORE_DIR_MODE 0750
 #define STORE_OBJECT_MODE 0444
 #define STORE_LINK_PREFIX "link."
+#define STORE_REPAIR_PREFIX "repair."
 
 /* "ab/" + 62 hex digits + NUL */
 #define STORE_REL_SIZE 66
@@ -123,7 +124,7 @@ static int store_tmpfile(const struct store *store)
     return openat(store->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }
 
-/* Removes tmp/link.* that an interrupted hard-link commit left behind. */
+/* Removes tmp/link.* and tmp/repair.* that an interrupted commit left behind. */
 static int store_sweep_tmp(struct store *store)
 {
     int fd = openat(store->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -138,7 +139,8 @@ static int store_sweep_tmp(struct store *store)
         return -1;
     }
     while ((entry = readdir(dir))) {
-        if (strncmp(entry->d_name, STORE_LINK_PREFIX, strlen(STORE_LINK_PREFIX)) == 0)
+        if (strncmp(entry->d_name, STORE_LINK_PREFIX, strlen(STORE_LINK_PREFIX)) == 0 ||
+            strncmp(entry->d_name, STORE_REPAIR_PREFIX, strlen(STORE_REPAIR_PREFIX)) == 0)
             (void)unlinkat(store->tmp_fd, entry->d_name, 0);
     }
     closedir(dir);
@@ -220,24 +222,67 @@ static void store_object_rel(char *rel, const unsigned char sha256[32])
     memcpy(rel + 3, hex + 2, 63);
 }
 
-/* Opens (creating if needed) objects/ab; a new one is made durable. */
+/* Opens (creating if needed) objects/ab; store_sync() makes it durable. */
 static int store_open_fanout(struct store *store, const char *rel)
 {
     char name[3] = { rel[0], rel[1], '\0' };
 
-    if (mkdirat(store->objects_fd, name, STORE_DIR_MODE) == 0) {
-        if (fsync(store->objects_fd) != 0)
-            return -1;
-    } else if (errno != EEXIST) {
+    if (mkdirat(store->objects_fd, name, STORE_DIR_MODE) != 0 && errno != EEXIST)
         return -1;
-    }
     return openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 /*
+ * An object found under its name when a new one arrives is kept only if it
+ * is whole.  Objects are not flushed one by one (store_sync() flushes a
+ * batch's at once, before the catalog names them), so a machine that lost
+ * power mid-batch can leave a name whose data never reached the disk: such
+ * an object is shorter than the bytes that hash to its name (ext4 and xfs
+ * leave it empty), and the new one replaces it.
+ */
+static int store_keep_or_replace(struct store *store, int fanout_fd, const char *rel,
+                                 int fd, const char *stage, bool *existed)
+{
+    const char *name = rel + 3;
+    char repair[64];
+    struct stat have, want;
+    char proc_path[64];
+    int rc;
+
+    if (fstatat(fanout_fd, name, &have, AT_SYMLINK_NOFOLLOW) != 0)
+        return FR_ERROR;
+    rc = stage ? fstatat(store->tmp_fd, stage, &want, AT_SYMLINK_NOFOLLOW) : fstat(fd, &want);
+    if (rc != 0)
+        return FR_ERROR;
+    if (S_ISREG(have.st_mode) && have.st_size == want.st_size) {
+        *existed = true;
+        return 0;
+    }
+    log_warn("store", "object %s/objects/%s is damaged (%lld bytes, not %lld); replacing it",
+             store->dir, rel, (long long)have.st_size, (long long)want.st_size);
+    snprintf(repair, sizeof(repair), STORE_REPAIR_PREFIX "%ld.%u", (long)getpid(),
+             atomic_fetch_add(&store->link_serial, 1));
+    if (stage) {
+        rc = linkat(store->tmp_fd, stage, store->tmp_fd, repair, 0);
+    } else {
+        snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
+        rc = linkat(AT_FDCWD, proc_path, store->tmp_fd, repair, AT_SYMLINK_FOLLOW);
+        if (rc != 0 && errno == ENOENT)
+            rc = linkat(fd, "", store->tmp_fd, repair, AT_EMPTY_PATH);
+    }
+    if (rc != 0)
+        return FR_ERROR;
+    if (renameat(store->tmp_fd, repair, fanout_fd, name) != 0) {
+        (void)unlinkat(store->tmp_fd, repair, 0);
+        return FR_ERROR;
+    }
+    return 0;
+}
+
+/*
  * Gives an object its name objects/ab/cdef…: links tmp/stage, or the
- * unnamed file fd when stage is NULL.  An object already there is kept and
- * *existed set.
+ * unnamed file fd when stage is NULL.  A whole object already there is kept
+ * and *existed set.
  */
 static int store_name_object(struct store *store, const unsigned char sha256[32], int fd,
                              const char *stage, bool *existed)
@@ -264,10 +309,11 @@ static int store_name_object(struct store *store, const unsigned char sha256[32]
     if (rc != 0) {
         if (errno != EEXIST)
             goto done;
-        *existed = true;
+        if (store_keep_or_replace(store, fanout_fd, rel, fd, stage, existed) != 0)
+            goto done;
     }
-    /* The new name is made durable by store_sync(), once per batch, before
-     * anything refers to it. */
+    /* The data and the new name are made durable by store_sync(), once per
+     * batch, before anything refers to them. */
     error = 0;
 
 done:
@@ -275,12 +321,12 @@ done:
     return error;
 }
 
-/* Makes the unnamed file fd in tmp/ read-only and durable, then names it. */
+/* Makes the unnamed file fd in tmp/ read-only, then names it. */
 static int store_link_tmpfile(struct store *store, int fd, const unsigned char sha256[32],
                               bool *existed)
 {
     *existed = false;
-    if (fchmod(fd, STORE_OBJECT_MODE) != 0 || fsync(fd) != 0)
+    if (fchmod(fd, STORE_OBJECT_MODE) != 0)
         return FR_ERROR;
     return store_name_object(store, sha256, fd, NULL, existed);
 }

@@ -30,13 +30,17 @@
  *     store_ingest_commit(in, r.sha256, dirfd, name)
  *     close(fd)
  *
- * Crash safety: an object appears under its final name only complete and
- * flushed (written to an unnamed O_TMPFILE, fsync()ed, then linked into
- * place), so a crash leaves either the whole object or none.  The names
- * themselves become durable with store_sync(), which the caller runs once
- * per batch before recording anything that refers to the new objects (one
- * sync instead of a directory fsync per object).  The only names ever left behind in tmp/ are those of the
- * hard-link path (tmp/link.*), removed by the next store_open().
+ * Crash safety: an object appears under its final name only complete
+ * (written to an unnamed O_TMPFILE, then linked into place), so a process
+ * that dies leaves either the whole object or none.  Objects and names
+ * become durable together with store_sync(), which the caller runs once per
+ * batch before recording anything that refers to them: one sync of the
+ * file system instead of an fsync per object.  A power loss before that
+ * sync can leave a name whose data is missing; such an object is shorter
+ * than its bytes, and the next ingest of the same bytes replaces it.  The
+ * only names ever left behind in tmp/ are those of the hard-link path
+ * (tmp/link.*) and of a replacement (tmp/repair.*), removed by the next
+ * store_open().
  *
  * The store directory needs a file system with O_TMPFILE (ext4, xfs, btrfs,
  * tmpfs, …); store_open() checks.  One struct store per directory per process.

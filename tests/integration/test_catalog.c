@@ -115,7 +115,7 @@ static void test_catalog__migrate_fresh_database(void **state)
 static void test_catalog__migrate_twice_changes_nothing(void **state)
 {
     struct fixture *f = *state;
-    char before[64], applied_at[64];
+    char before[64], applied_at[512];
 
     migrate_ok(f, (int)catalog_schema_version_known());
     snprintf(before, sizeof(before), "%s", schema_fingerprint(f));

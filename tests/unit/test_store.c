@@ -486,6 +486,39 @@ static void test_store__existing_object_is_kept(void **state)
     free(data);
 }
 
+/* A power loss before store_sync() can leave a name with no data: the next
+ * ingest of the same bytes puts them back. */
+static void test_store__damaged_object_is_replaced(void **state)
+{
+    (void)state;
+    unsigned char *data = testfiles_bytes(65536, 16);
+    enum store_mode modes[] = { STORE_COPY, STORE_HARDLINK };
+    struct store_report report;
+    unsigned char sha256[32];
+    char path[PATH_MAX];
+    struct store *store;
+
+    publish("whole", data, 65536);
+    for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++) {
+        assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+        assert_int_equal(ingest(store, "whole", sha256, &report), 0);
+        assert_int_equal(store_object_path(store, sha256, path, sizeof(path)), 0);
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(truncate(path, 0), 0);
+        store_free(store);
+
+        assert_int_equal(store_open(&store, store_dir, modes[i]), 0);
+        assert_int_equal(ingest(store, "whole", sha256, &report), 0);
+        assert_false(report.existed);
+        assert_object_holds(store, sha256, data, 65536);
+        assert_int_equal(count_in_store("tmp"), 0);
+        store_free(store);
+        /* Hard-link mode linked the published file itself: start over. */
+        testfiles_remove_tree(store_dir);
+    }
+    free(data);
+}
+
 static void test_store__abort_leaves_nothing(void **state)
 {
     (void)state;
@@ -618,6 +651,7 @@ int main(void)
         cmocka_unit_test_setup(test_store__hardlink_across_file_systems_copies_and_checks, clean),
         cmocka_unit_test_setup(test_store__none_keeps_nothing, clean),
         cmocka_unit_test_setup(test_store__existing_object_is_kept, clean),
+        cmocka_unit_test_setup(test_store__damaged_object_is_replaced, clean),
         cmocka_unit_test_setup(test_store__abort_leaves_nothing, clean),
         cmocka_unit_test_setup(test_store__begin_refuses_what_is_not_a_file, clean),
         cmocka_unit_test_setup(test_store__missing_object, clean),
