@@ -216,6 +216,37 @@ PGresult *catalog_exec(struct catalog *catalog, const char *sql, ExecStatusType 
     return catalog_check(catalog, PQexec(catalog->conn, sql), expect);
 }
 
+int catalog_send(struct catalog *catalog, const char *sql)
+{
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connected");
+        return FR_ECONN;
+    }
+    if (!PQsendQuery(catalog->conn, sql)) {
+        catalog_set_error(catalog, "%s", PQerrorMessage(catalog->conn));
+        if (PQstatus(catalog->conn) == CONNECTION_BAD) {
+            catalog_disconnect(catalog);
+            return FR_ECONN;
+        }
+        return FR_ERROR;
+    }
+    return 0;
+}
+
+PGresult *catalog_receive(struct catalog *catalog, ExecStatusType expect)
+{
+    PGresult *res, *extra;
+
+    if (!catalog->conn) {
+        catalog_set_error(catalog, "not connected");
+        return NULL;
+    }
+    res = PQgetResult(catalog->conn);
+    while ((extra = PQgetResult(catalog->conn)) != NULL)
+        PQclear(extra);
+    return catalog_check(catalog, res, expect);
+}
+
 PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
                         const char *const *params, ExecStatusType expect)
 {

@@ -41,6 +41,17 @@ PGresult *catalog_query(struct catalog *catalog, const char *sql, int count,
                         const char *const *params, ExecStatusType expect);
 
 /**
+ * Sends `sql` (no parameters) without waiting for its result, so the server
+ * works on it while the caller does something else; catalog_receive() takes
+ * the result.  Nothing else may run on the connection in between.
+ * Returns 0, FR_ECONN or FR_ERROR.
+ */
+int catalog_send(struct catalog *catalog, const char *sql);
+
+/** Waits for the result of catalog_send(); as catalog_exec otherwise. */
+PGresult *catalog_receive(struct catalog *catalog, ExecStatusType expect);
+
+/**
  * As catalog_query, for statement `stmt` with text `sql`: prepared on the
  * connection the first time, executed by name afterwards (no planning per
  * call: the scanner runs these once per directory).

@@ -7,6 +7,7 @@
 #include "catalog_internal.h"
 #include "index.h"
 
+#include <endian.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,170 @@ int catalog_dir_children(struct catalog *catalog, int64_t repo_id, const char *d
     }
     PQclear(res);
     return rc;
+}
+
+#define CATALOG_TREE_PAGE 4096
+#define CATALOG_TREE_STR(n) CATALOG_TREE_XSTR(n)
+#define CATALOG_TREE_XSTR(n) #n
+
+/* A live entry's parent path in the walk's order: the expression of the
+ * index entry_walk (schema/004), which the stream's ORDER BY must repeat
+ * exactly for the index to serve it. */
+#define SQL_WALK_KEY "translate(CASE WHEN strpos(path, '/') = 0 THEN '' " \
+                     "ELSE left(path, length(path) - length(name) - 1) END, '/', E'\\x01')"
+
+struct catalog_tree {
+    struct catalog *catalog;         /* borrowed */
+    PGresult *page;                  /* the rows fetched last */
+    int row;                         /* the next row of page */
+    bool pending;                    /* the next page is on its way */
+    bool in_transaction;             /* BEGIN ran */
+    char dir[4097];                  /* the current row's parent path */
+};
+
+int catalog_tree_order(const char *a, const char *b)
+{
+    const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+
+    for (;; x++, y++) {
+        unsigned cx = *x == '/' ? 1u : *x, cy = *y == '/' ? 1u : *y;
+
+        if (cx != cy || cx == 0)
+            return (int)cx - (int)cy;
+    }
+}
+
+/* Asks for the next page; it is computed while the caller works. */
+static int catalog_tree_request(struct catalog_tree *tree)
+{
+    int error = catalog_send(tree->catalog, "FETCH " CATALOG_TREE_STR(CATALOG_TREE_PAGE)
+                                            " FROM fr_tree");
+
+    tree->pending = error == 0;
+    return error;
+}
+
+int catalog_tree_open(struct catalog_tree **out, struct catalog *catalog, int64_t repo_id,
+                      const char *dir_path)
+{
+    struct catalog_tree *tree;
+    char id[24];
+    const char *params[] = { id, dir_path };
+    PGresult *res;
+    int error;
+
+    *out = NULL;
+    if (!(tree = calloc(1, sizeof(*tree)))) {
+        catalog_set_error(catalog, "out of memory");
+        return FR_ENOMEM;
+    }
+    tree->catalog = catalog;
+    catalog_int64_text(id, sizeof(id), repo_id);
+    if ((error = catalog_command(catalog, "BEGIN READ ONLY")) != 0) {
+        free(tree);
+        return error;
+    }
+    tree->in_transaction = true;
+    /* A subtree is a range of the walk key: the directory itself, then
+     * everything under "dir/" ('/' being 0x01, "dir" 0x02 ends it).
+     * BINARY: the numbers arrive as they are, nothing to parse per row. */
+    res = catalog_query(catalog,
+        "DECLARE fr_tree BINARY NO SCROLL CURSOR FOR"
+        " SELECT path, name, kind = 'directory', size, mtime_ns, ctime_ns, inode FROM entry"
+        " WHERE repository_id = $1 AND deleted_at IS NULL AND parent_id IS NOT NULL"
+        "   AND ($2 = '' OR (" SQL_WALK_KEY " >= translate($2, '/', E'\\x01')"
+        "                AND " SQL_WALK_KEY " < translate($2, '/', E'\\x01') || E'\\x02'))"
+        " ORDER BY repository_id, " SQL_WALK_KEY ", parent_id, name",
+        2, params, PGRES_COMMAND_OK);
+    if (!res) {
+        error = catalog_failure_code(catalog, FR_ERROR);
+        catalog_tree_close(tree);
+        return error;
+    }
+    PQclear(res);
+    if ((error = catalog_tree_request(tree)) != 0) {
+        catalog_tree_close(tree);
+        return error;
+    }
+    *out = tree;
+    return 0;
+}
+
+/* A bigint of a binary row; NULL (a directory's stat) reads as 0. */
+static int64_t catalog_tree_int8(const PGresult *res, int row, int col)
+{
+    uint64_t be;
+
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != (int)sizeof(be))
+        return 0;
+    memcpy(&be, PQgetvalue(res, row, col), sizeof(be));
+    return (int64_t)be64toh(be);
+}
+
+int catalog_tree_next(struct catalog_tree *tree, struct catalog_tree_entry *out)
+{
+    const char *path, *name;
+    size_t path_len, name_len;
+    PGresult *res = tree->page;
+    int row = tree->row;
+
+    if (!res || row >= PQntuples(res)) {
+        PQclear(tree->page);
+        tree->page = NULL;
+        if (!tree->pending)
+            return 0;
+        tree->pending = false;
+        if (!(res = catalog_receive(tree->catalog, PGRES_TUPLES_OK)))
+            return catalog_failure_code(tree->catalog, FR_ERROR);
+        tree->page = res;
+        tree->row = row = 0;
+        if (PQntuples(res) == CATALOG_TREE_PAGE && catalog_tree_request(tree) != 0)
+            return catalog_failure_code(tree->catalog, FR_ERROR);
+        if (PQntuples(res) == 0)
+            return 0;
+    }
+    /* The parent's path is the entry's without its last segment. */
+    path = PQgetvalue(res, row, 0);
+    name = PQgetvalue(res, row, 1);
+    path_len = (size_t)PQgetlength(res, row, 0);
+    name_len = (size_t)PQgetlength(res, row, 1);
+    if (path_len > name_len && path_len - name_len - 1 < sizeof(tree->dir)) {
+        memcpy(tree->dir, path, path_len - name_len - 1);
+        tree->dir[path_len - name_len - 1] = '\0';
+    } else {
+        tree->dir[0] = '\0';
+    }
+    *out = (struct catalog_tree_entry){
+        .dir = tree->dir,
+        .stat = {
+            .name = name,
+            .is_dir = PQgetlength(res, row, 2) == 1 && PQgetvalue(res, row, 2)[0] == 1,
+            .size = catalog_tree_int8(res, row, 3),
+            .mtime_ns = catalog_tree_int8(res, row, 4),
+            .ctime_ns = catalog_tree_int8(res, row, 5),
+            .inode = catalog_tree_int8(res, row, 6),
+        },
+    };
+    tree->row = row + 1;
+    return 1;
+}
+
+void catalog_tree_close(struct catalog_tree *tree)
+{
+    if (!tree)
+        return;
+    PQclear(tree->page);
+    if (tree->pending && tree->catalog->conn) {
+        /* Drained, so the connection is free again; a failure here says
+         * nothing the caller needs. */
+        PGresult *res;
+
+        while ((res = PQgetResult(tree->catalog->conn)) != NULL)
+            PQclear(res);
+    }
+    if (tree->in_transaction)
+        catalog_rollback(tree->catalog); /* read only: nothing to keep */
+    free(tree);
 }
 
 int catalog_entry_lookup(struct catalog *catalog, int64_t repo_id, const char *path,

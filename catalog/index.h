@@ -66,6 +66,43 @@ int catalog_dir_children(struct catalog *catalog, int64_t repo_id, const char *d
                          void *data);
 
 /**
+ * The live entries below a directory, streamed in the order a depth-first
+ * walk meets them when it visits each directory's children sorted by name
+ * (bytes, strcmp) and descends into subdirectories in that order: grouped
+ * by parent directory, the groups in catalog_tree_order() of their paths,
+ * names ascending within a group.  Rows come in pages, so memory stays
+ * bounded however big the tree.  The stream holds a read-only transaction
+ * open on the connection until catalog_tree_close().
+ */
+struct catalog_tree;
+
+/** One row of a catalog_tree; the strings are valid until the next call. */
+struct catalog_tree_entry {
+    const char *dir;                 /* parent directory ("" for the root) */
+    struct catalog_entry_stat stat;  /* the entry (stat.name is its name) */
+};
+
+/**
+ * Opens the stream of everything below `dir_path` ("" for the whole
+ * repository).  Returns 0, FR_ENOMEM, or FR_ECONN / FR_ERROR.
+ */
+int catalog_tree_open(struct catalog_tree **out, struct catalog *catalog, int64_t repo_id,
+                      const char *dir_path);
+
+/** Next row: 1 (*out filled), 0 at the end, or FR_ECONN / FR_ERROR. */
+int catalog_tree_next(struct catalog_tree *tree, struct catalog_tree_entry *out);
+
+/** Ends the stream and its transaction; NULL is ignored. */
+void catalog_tree_close(struct catalog_tree *tree);
+
+/**
+ * The order of directory paths in a catalog_tree: bytewise, with '/'
+ * before every other byte (it ties with a byte 0x01 in a name, and a walk
+ * meeting such names must not rely on the order).  <0, 0 or >0.
+ */
+int catalog_tree_order(const char *a, const char *b);
+
+/**
  * Reads what the catalog knows of the live entry at `path` of repository
  * repo_id into *out (its name is not filled in).
  * Returns 0, FR_ENOTFOUND (no such live entry), or FR_ECONN / FR_ERROR.

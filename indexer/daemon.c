@@ -35,7 +35,7 @@ struct daemon {
     struct service *service;       /* owned */
     struct component *component;   /* owned */
     struct indexer *indexer;       /* owned */
-    int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP */
+    int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
     bool stopping;                 /* a stop was asked for */
     uint64_t stop_deadline_ms;     /* give up on a clean XMPP close then */
 };
@@ -48,6 +48,7 @@ static int daemon_signals_open(void)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
         return -1;
     signal(SIGPIPE, SIG_IGN);
@@ -68,6 +69,10 @@ static void daemon_on_signal(struct daemon *d)
                 d->stop_deadline_ms = clock_now_ms() + DAEMON_STOP_GRACE_MS;
                 component_stop(d->component);
             }
+            break;
+        case SIGUSR1:
+            log_info("daemon", "SIGUSR1: rescanning every repository");
+            indexer_rescan_all(d->indexer, clock_now_ms());
             break;
         case SIGHUP:
             log_warn("daemon", "SIGHUP ignored: configuration is read at start-up; "

@@ -524,6 +524,7 @@ void indexer_free(struct indexer *ix)
 
         ix_batch_free(repo->batch);
         versioner_free(repo->versioner);
+        catalog_free(repo->jobs_catalog);
         pathset_free(repo->pending);
         pathset_free(repo->retry);
         pathset_free(repo->failures);
@@ -580,6 +581,12 @@ size_t indexer_pollfds(struct indexer *ix, struct pollfd *fds, size_t max)
     if (n < max)
         fds[n++] = (struct pollfd){ .fd = workpool_fd(ix->pool), .events = POLLIN };
     return n;
+}
+
+void indexer_rescan_all(struct indexer *ix, uint64_t now_ms)
+{
+    for (size_t i = 0; i < ix->repos_count; i++)
+        ix_want_full(&ix->repos[i], now_ms);
 }
 
 int indexer_timeout_ms(const struct indexer *ix, uint64_t now_ms)

@@ -52,6 +52,12 @@ int indexer_timeout_ms(const struct indexer *indexer, uint64_t now_ms);
 void indexer_run(struct indexer *indexer, const struct pollfd *fds, size_t count,
                  uint64_t now_ms);
 
+/**
+ * Asks for a full rescan of every repository as soon as each is idle (an
+ * admin's SIGUSR1: after restoring files behind the watcher's back, say).
+ */
+void indexer_rescan_all(struct indexer *indexer, uint64_t now_ms);
+
 /** Returns whether any repository has a batch in flight or paths waiting. */
 bool indexer_busy(const struct indexer *indexer);
 

@@ -84,6 +84,8 @@ struct ix_repo {
     bool root_stale;             /* the root vanished: reopen once idle */
     bool watched;                /* its tree is under inotify */
     struct versioner *versioner; /* its git history */
+    struct catalog *jobs_catalog; /* the scan and commit jobs' connection, kept
+                                   * between batches (one job at a time uses it) */
     struct pathset *pending;     /* paths waiting to settle */
     bool full_due;               /* a full rescan is wanted at full_due_ms */
     uint64_t full_due_ms;        /* when */

@@ -2,8 +2,8 @@
  * indexer_jobs.c - what the workers do for a batch: scan, hash, commit.
  *
  * Each job fills only its own fields of the batch (see indexer_internal.h)
- * and touches nothing of the loop thread's.  Scan and commit jobs open a
- * catalog connection of their own for their duration.
+ * and touches nothing of the loop thread's.  Scan and commit jobs use their
+ * repository's own catalog connection (never the loop thread's).
  */
 #include "indexer_internal.h"
 #include "clock.h"
@@ -19,23 +19,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The repository's connection for its jobs: connected on first use and
+ * kept, so a batch (a single upload, a periodic rescan) does not pay for a
+ * new server process.  Only one job of a repository runs at a time.
+ */
 static struct catalog *ix_catalog_open(struct ix_batch *batch)
 {
-    const struct config *config = batch->repo->indexer->config;
-    struct catalog *catalog = NULL;
+    struct ix_repo *repo = batch->repo;
+    const struct config *config = repo->indexer->config;
 
-    if (catalog_new(&catalog, config->db_conninfo, config->db_password) != 0) {
+    if (!repo->jobs_catalog &&
+        catalog_new(&repo->jobs_catalog, config->db_conninfo, config->db_password) != 0) {
         batch->error = FR_ENOMEM;
         snprintf(batch->error_text, sizeof(batch->error_text), "out of memory");
         return NULL;
     }
-    if ((batch->error = catalog_connect(catalog)) != 0) {
+    if (!catalog_is_connected(repo->jobs_catalog) &&
+        (batch->error = catalog_connect(repo->jobs_catalog)) != 0) {
         snprintf(batch->error_text, sizeof(batch->error_text), "catalog: %s",
-                 catalog_last_error(catalog));
-        catalog_free(catalog);
+                 catalog_last_error(repo->jobs_catalog));
         return NULL;
     }
-    return catalog;
+    return repo->jobs_catalog;
 }
 
 static void ix_scan(struct ix_batch *batch)
@@ -53,7 +59,6 @@ static void ix_scan(struct ix_batch *batch)
             snprintf(batch->error_text, sizeof(batch->error_text), "scan: %s",
                      batch->error == FR_ENOMEM ? "out of memory" : catalog_last_error(catalog));
     }
-    catalog_free(catalog);
 }
 
 static bool ix_same_stat(const struct stat *a, const struct stat *b)
@@ -273,7 +278,6 @@ oom:
     batch->error = FR_ENOMEM;
     snprintf(batch->error_text, sizeof(batch->error_text), "out of memory");
 done:
-    catalog_free(catalog);
     for (size_t i = owned_from; i < git.count; i++)
         free((char *)git.changes[i].path);
     free(git.changes);

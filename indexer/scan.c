@@ -2,7 +2,8 @@
  * scan.c - the disk compared with the catalog, one directory at a time.
  *
  * For a directory: its catalog rows (sorted by name) and its readdir (sorted
- * the same way) are merged like two sorted lists.  A name on both sides is
+ * the same way) are merged like two sorted lists.  The catalog rows of a
+ * whole walk come from one stream in the walk's own order (catalog_tree).  A name on both sides is
  * compared by kind and stat; a name only on disk is new; a name only in the
  * catalog is gone.  Subdirectories are visited after their parent's items
  * are recorded, so items come out parents first.
@@ -31,6 +32,13 @@ struct scan_ctx {
     const char *repo_name;              /* for the log */
     int root_fd;                        /* O_PATH of the root */
     const struct config_strings *ignore; /* names never indexed */
+    /* The catalog's side of the whole walk, read as one stream (a query per
+     * directory costs a round trip each).  NULL when the walk turned out
+     * not to follow the stream's order: then one query per directory. */
+    struct catalog_tree *tree;
+    struct catalog_tree_entry next;     /* the stream's next row, if have_next */
+    bool have_next;                     /* next is filled */
+    char *last_dir;                     /* the directory the stream served last */
 };
 
 /* One side of the merge. */
@@ -120,6 +128,27 @@ bool scan_name_publishable(const char *name)
     return scan_utf8_valid((const unsigned char *)name) && versioner_name_allowed(name);
 }
 
+/*
+ * Whether `name` (len bytes) matches the shell pattern `pattern` (a leading
+ * dot is matched by a wildcard too).  The usual ignore patterns, a literal
+ * with at most one '*' (".*", "*.part", "*~"), are answered by comparing
+ * the ends: every name of every scan goes through here.
+ */
+static bool scan_glob(const char *pattern, const char *name, size_t len)
+{
+    const char *star = strchr(pattern, '*');
+    size_t head, tail;
+
+    if (strpbrk(pattern, "?[\\") || (star && strchr(star + 1, '*')))
+        return fnmatch(pattern, name, 0) == 0;
+    if (!star)
+        return strcmp(pattern, name) == 0;
+    head = (size_t)(star - pattern);
+    tail = strlen(star + 1);
+    return len >= head + tail && memcmp(name, pattern, head) == 0 &&
+           memcmp(name + len - tail, star + 1, tail) == 0;
+}
+
 bool scan_ignored(const struct config_strings *ignore, const char *path)
 {
     char seg[NAME_MAX + 1];
@@ -131,8 +160,7 @@ bool scan_ignored(const struct config_strings *ignore, const char *path)
             memcpy(seg, p, len);
             seg[len] = '\0';
             for (size_t i = 0; i < ignore->count; i++)
-                if (fnmatch(ignore->items[i], seg, FNM_PERIOD) == 0 ||
-                    fnmatch(ignore->items[i], seg, 0) == 0)
+                if (scan_glob(ignore->items[i], seg, len))
                     return true;
         }
         p += len + (p[len] == '/');
@@ -184,14 +212,16 @@ static void scan_join(char *out, size_t len, const char *dir, const char *name)
 /*
  * What a name on disk is, for indexing: a directory (not through a
  * symlink), a regular file (possibly through a symlink that stays inside),
- * or nothing to index.  Returns 1 for a directory, 0 for a file (*st
+ * or nothing to index.  `name` is in dir_fd; `path` is the same from the
+ * root.  Returns 1 for a directory, 0 for a file (*st
  * filled), -1 to skip.
  */
-static int scan_classify(struct scan_ctx *ctx, const char *path, struct stat *st)
+static int scan_classify(struct scan_ctx *ctx, int dir_fd, const char *name, const char *path,
+                         struct stat *st)
 {
     int fd;
 
-    if (fstatat(ctx->root_fd, path, st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (fstatat(dir_fd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
         return -1;
     if (S_ISDIR(st->st_mode))
         return 1;
@@ -269,6 +299,53 @@ static int scan_collect_catalog(const struct catalog_entry_stat *e, void *data)
     return scan_names_add(data, e->name, e->is_dir, &st) == 0 ? 0 : FR_ENOMEM;
 }
 
+/* Stops reading the stream; the rest of the walk asks per directory. */
+static void scan_tree_stop(struct scan_ctx *ctx)
+{
+    catalog_tree_close(ctx->tree);
+    ctx->tree = NULL;
+    ctx->have_next = false;
+}
+
+static int scan_tree_advance(struct scan_ctx *ctx)
+{
+    int rc = catalog_tree_next(ctx->tree, &ctx->next);
+
+    ctx->have_next = rc == 1;
+    return rc < 0 ? rc : 0;
+}
+
+/* The catalog's side of directory `dir`, sorted by name. */
+static int scan_read_catalog(struct scan_ctx *ctx, const char *dir, struct scan_names *cat)
+{
+    int error = 0;
+
+    if (ctx->tree && ctx->last_dir && catalog_tree_order(ctx->last_dir, dir) >= 0) {
+        /* Names with a byte 0x01 can make the walk leave the stream's
+         * order; the stream is no use from there on. */
+        log_debug("scan", "repo=%s dir=%s: walk left the catalog's order; "
+                  "reading directory by directory", ctx->repo_name, *dir ? dir : "/");
+        scan_tree_stop(ctx);
+    }
+    if (!ctx->tree) {
+        error = catalog_dir_children(ctx->catalog, ctx->repo_id, dir, scan_collect_catalog, cat);
+        return error == FR_ENOTFOUND ? 0 : error; /* a new directory: all in it is new */
+    }
+    free(ctx->last_dir);
+    if (!(ctx->last_dir = strdup(dir)))
+        return FR_ENOMEM;
+    /* Groups before this one are directories gone from disk (their removal
+     * covers what is below them) or not walked (ignored names). */
+    while (ctx->have_next && catalog_tree_order(ctx->next.dir, dir) < 0 && !error)
+        error = scan_tree_advance(ctx);
+    while (ctx->have_next && strcmp(ctx->next.dir, dir) == 0 && !error) {
+        error = scan_collect_catalog(&ctx->next.stat, cat);
+        if (!error)
+            error = scan_tree_advance(ctx);
+    }
+    return error;
+}
+
 static bool scan_same(const struct scan_name *disk, const struct scan_name *cat)
 {
     return disk->size == cat->size && disk->mtime_ns == cat->mtime_ns &&
@@ -316,7 +393,7 @@ static int scan_read_disk(struct scan_ctx *ctx, const char *dir, struct scan_nam
             ctx->out->problems++;
             continue;
         }
-        kind = scan_classify(ctx, path, &st);
+        kind = scan_classify(ctx, dirfd(d), de->d_name, path, &st);
         if (kind < 0)
             continue;
         if (scan_names_add(disk, de->d_name, kind == 1, &st) != 0) {
@@ -347,10 +424,7 @@ static int scan_directory(struct scan_ctx *ctx, const char *dir)
     }
     if (error)
         goto done;
-    error = catalog_dir_children(ctx->catalog, ctx->repo_id, dir, scan_collect_catalog, &cat);
-    if (error == FR_ENOTFOUND)
-        error = 0; /* a new directory: everything in it is new */
-    if (error)
+    if ((error = scan_read_catalog(ctx, dir, &cat)) != 0)
         goto done;
 
     /* Merge: record this directory's items first, then descend. */
@@ -399,7 +473,8 @@ int scan_reconcile(struct scan *out, struct catalog *catalog, int64_t repo_id,
                    const char *repo_name, int root_fd, const char *path,
                    const struct config_strings *ignore)
 {
-    struct scan_ctx ctx = { out, catalog, repo_id, repo_name, root_fd, ignore };
+    struct scan_ctx ctx = { .out = out, .catalog = catalog, .repo_id = repo_id,
+                            .repo_name = repo_name, .root_fd = root_fd, .ignore = ignore };
     struct catalog_entry_stat known;
     struct stat st;
     int kind, error;
@@ -415,7 +490,7 @@ int scan_reconcile(struct scan *out, struct catalog *catalog, int64_t repo_id,
             return 0; /* never recorded, so nothing to remove either */
         seg += len + (seg[len] == '/');
     }
-    kind = *path ? scan_classify(&ctx, path, &st) : 1;
+    kind = *path ? scan_classify(&ctx, root_fd, path, path, &st) : 1;
     error = *path ? catalog_entry_lookup(catalog, repo_id, path, &known) : 0;
     if (error && error != FR_ENOTFOUND)
         return error;
@@ -435,7 +510,15 @@ int scan_reconcile(struct scan *out, struct catalog *catalog, int64_t repo_id,
             if ((error = scan_item_add(out, SCAN_DIR_ADDED, path, NULL)) != 0)
                 return error;
         }
-        return scan_directory(&ctx, path);
+        /* The stream pays off for a walk of more than a few directories;
+         * without it (it cannot be opened) the walk asks per directory. */
+        if (catalog_tree_open(&ctx.tree, catalog, repo_id, path) == 0 &&
+            scan_tree_advance(&ctx) != 0)
+            scan_tree_stop(&ctx);
+        error = scan_directory(&ctx, path);
+        scan_tree_stop(&ctx);
+        free(ctx.last_dir);
+        return error;
     }
 
     out->files++;

@@ -189,6 +189,34 @@ def test_root_moved_away_and_back(repo):
     repo.wait_revisions("after-return.txt", 1, timeout=20)
 
 
+def test_rescan_on_sigusr1(repo):
+    """A change inotify cannot see (bytes written through a shared mapping
+    raise no event) is picked up by the rescan an admin asks for with
+    SIGUSR1."""
+    import mmap
+    import signal
+    path = repo.path("mapped.bin")
+    with open(path, "wb") as f:
+        f.write(b"a" * 4096)
+    repo.wait_revisions("mapped.bin", 1)
+    fd = os.open(path, os.O_RDWR)
+    mapping = mmap.mmap(fd, 4096)
+    os.close(fd)  # the last event of this file: nothing has changed yet
+    time.sleep(SETTLE_MS / 1000 + 1)
+    mapping[:5] = b"hello"
+    mapping.flush()
+    # Still mapped: unmapping would be the file's close-after-write.
+    time.sleep(SETTLE_MS / 1000 + 1)
+    check(len(repo.revisions("mapped.bin")) == 1,
+          "a write through a mapping was seen without a rescan")
+    mark = len(repo.daemon.log())
+    repo.daemon.proc.send_signal(signal.SIGUSR1)
+    repo.daemon.wait_log(r"SIGUSR1: rescanning every repository", after=mark)
+    revs = repo.wait_revisions("mapped.bin", 2)
+    check(revs[1][1] == sha256_of(path), "revision 2 after the rescan has the mapped bytes")
+    mapping.close()
+
+
 def test_git_history(repo):
     """One commit per batch; the tree holds a pointer per live file."""
     commits = repo.sql("SELECT count(DISTINCT commit_id) FROM revision")[0]
@@ -279,6 +307,7 @@ def main():
             test_directories_and_symlinks(repo, outside)
             test_unreadable(repo)
             test_root_moved_away_and_back(repo)
+            test_rescan_on_sigusr1(repo)
             repo.wait_idle()
             test_git_history(repo)
             test_cli(repo)

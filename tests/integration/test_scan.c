@@ -277,6 +277,23 @@ static void test_scan__ignored(void **state)
     assert_true(scan_ignored(&f->ignore, "dir.tmp/x"));
     assert_false(scan_ignored(&f->ignore, "x.tar.xz"));
     assert_false(scan_ignored(&f->ignore, "part/x.partial"));
+    assert_true(scan_ignored(&f->ignore, "dir/.hidden~"));
+
+    /* Patterns beyond a literal with one '*' go the long way, alike. */
+    char *patterns[] = { "core", "build-*", "*.t?z", "[Tt]humbs.db", "*cache*", "ab*ba" };
+    struct config_strings more = { patterns, sizeof(patterns) / sizeof(*patterns) };
+
+    assert_true(scan_ignored(&more, "x/core"));
+    assert_false(scan_ignored(&more, "cores"));
+    assert_true(scan_ignored(&more, "build-1/x"));
+    assert_false(scan_ignored(&more, "rebuild-1"));
+    assert_true(scan_ignored(&more, "a.tgz"));
+    assert_false(scan_ignored(&more, "a.tar"));
+    assert_true(scan_ignored(&more, "Thumbs.db"));
+    assert_true(scan_ignored(&more, "d/mycache.d/f"));
+    assert_true(scan_ignored(&more, "abba"));
+    assert_true(scan_ignored(&more, "ab-ba"));
+    assert_false(scan_ignored(&more, "aba"));
 }
 
 int main(void)
