@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STORE_DIR_MODE 0750
@@ -348,6 +349,20 @@ static bool store_clone_impossible(int err)
     }
 }
 
+/* Whether st's last change is so long ago that a write now would change
+ * its ctime (see STORE_SETTLED_NS); a clock set back answers no. */
+static bool store_settled(const struct stat *st)
+{
+    struct timespec now;
+    long long age;
+
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+        return false;
+    age = ((long long)now.tv_sec - (long long)st->st_ctim.tv_sec) * 1000000000LL +
+          (now.tv_nsec - st->st_ctim.tv_nsec);
+    return age >= STORE_SETTLED_NS;
+}
+
 int store_ingest_begin(struct store_ingest **out, struct store *store, int src_fd,
                        int *read_fd, int *copy_fd)
 {
@@ -387,9 +402,9 @@ int store_ingest_begin(struct store_ingest **out, struct store *store, int src_f
                          strerror(errno));
             /* A failed clone wrote nothing: the file serves as the copy. */
         }
-        if (ingest->method == STORE_METHOD_REFLINK)
+        if (ingest->method == STORE_METHOD_REFLINK && !store_settled(&st))
             *read_fd = ingest->tmp_fd;
-        else
+        else if (ingest->method != STORE_METHOD_REFLINK)
             *copy_fd = ingest->tmp_fd;
     }
     *out = ingest;

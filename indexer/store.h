@@ -111,9 +111,15 @@ enum store_mode store_get_mode(const struct store *store);
  * Starts keeping the file open as src_fd (borrowed; a regular file, opened
  * read-only and still at offset 0).  Sets *read_fd to the descriptor to hash
  * and *copy_fd to the one hash_fd() must copy into, or -1:
- *   reflink: *read_fd is a clone of src_fd in tmp/ (hashing it hashes a
- *            snapshot, whatever happens to the published file meanwhile),
- *            *copy_fd = -1.  If the file system cannot clone (EOPNOTSUPP,
+ *   reflink: the file is cloned into tmp/ (a snapshot), *copy_fd = -1, and
+ *            *read_fd is src_fd itself when the file's last change is old
+ *            enough (STORE_SETTLED_NS) that any later write would show in
+ *            its ctime, so the caller's stat comparison after hashing
+ *            proves the clone holds the bytes hashed; its pages are then
+ *            read from the page cache, where an upload just left them, not
+ *            the clone's from disk.  Otherwise *read_fd is the clone (a
+ *            snapshot, whatever happens to the file meanwhile).
+ *            If the file system cannot clone (EOPNOTSUPP,
  *            EXDEV, EINVAL, …) it falls back to copy, below, and the first
  *            such fallback is logged once per store;
  *   copy:    *read_fd = src_fd, *copy_fd = a new unnamed file in tmp/;
@@ -128,6 +134,12 @@ enum store_mode store_get_mode(const struct store *store);
  */
 int store_ingest_begin(struct store_ingest **out, struct store *store, int src_fd,
                        int *read_fd, int *copy_fd);
+
+/**
+ * How long ago a file's ctime must be for a write after now to change it
+ * (file timestamps come from a clock that ticks at most every 10 ms).
+ */
+#define STORE_SETTLED_NS (50 * 1000000LL)
 
 /**
  * Finishes the ingest and frees it, whatever it returns.  `sha256` is the

@@ -12,7 +12,7 @@ postgresql postgresql-contrib
 ejabberd erlang-dev
 python3 python3-slixmpp
 valgrind clang libclang-rt-14-dev
-procps iproute2 util-linux openssl media-types
+procps iproute2 util-linux openssl media-types xfsprogs
 "
 
 missing=""

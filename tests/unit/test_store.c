@@ -301,6 +301,28 @@ static void test_store__reflink_clones_or_says_it_copied(void **state)
     assert_object_holds(store, r.sha256, data, size);
     assert_int_equal(count_in_store("tmp"), 0);
     close(fd);
+
+    /* A file whose last change is long enough ago is read where it is (its
+     * pages are cached); the clone still holds the bytes. */
+    if (can_clone) {
+        data[0] ^= 1;
+        publish("settled.bin", data, size);
+        usleep((useconds_t)(STORE_SETTLED_NS / 1000 + 20000));
+        fd = open_published("settled.bin");
+        assert_int_equal(store_ingest_begin(&in, store, fd, &read_fd, &copy_fd), 0);
+        assert_int_equal(read_fd, fd);
+        assert_int_equal(copy_fd, -1);
+        assert_int_equal(hash_fd(&r, read_fd, HASH_SHA256, copy_fd), 0);
+        assert_int_equal(store_ingest_commit_report(&report, in, r.sha256, src_dirfd,
+                                                    "settled.bin"), 0);
+        assert_int_equal(report.method, STORE_METHOD_REFLINK);
+        close(fd);
+        /* The published file changes; the object does not. */
+        data[1] ^= 1;
+        publish("settled.bin", data, size);
+        data[1] ^= 1;
+        assert_object_holds(store, r.sha256, data, size);
+    }
     store_free(store);
     free(data);
 }

@@ -15,7 +15,10 @@
 /** Makes a fresh directory /tmp/filerepo-test-NAME-XXXXXX into dir (>= 256 bytes). */
 static inline void testfiles_mkdtemp(char *dir, size_t len, const char *name)
 {
-    snprintf(dir, len, "/tmp/filerepo-test-%s-XXXXXX", name);
+    /* FILEREPO_TEST_TMPDIR: a file system with other abilities (reflink). */
+    const char *base = getenv("FILEREPO_TEST_TMPDIR");
+
+    snprintf(dir, len, "%s/filerepo-test-%s-XXXXXX", base && *base ? base : "/tmp", name);
     assert_non_null(mkdtemp(dir));
 }
 
