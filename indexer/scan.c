@@ -204,9 +204,23 @@ void scan_clear(struct scan *scan)
     *scan = (struct scan){ 0 };
 }
 
+/* out = dir "/" name (name alone for the root), cut to fit len. */
 static void scan_join(char *out, size_t len, const char *dir, const char *name)
 {
-    snprintf(out, len, "%s%s%s", dir, *dir ? "/" : "", name);
+    size_t d = strlen(dir), n = strlen(name), at = 0;
+
+    if (len == 0)
+        return;
+    if (d) {
+        d = d < len - 1 ? d : len - 1;
+        memcpy(out, dir, d);
+        at = d;
+        if (at < len - 1)
+            out[at++] = '/';
+    }
+    n = n < len - 1 - at ? n : len - 1 - at;
+    memcpy(out + at, name, n);
+    out[at + n] = '\0';
 }
 
 /*
@@ -393,7 +407,8 @@ static int scan_read_disk(struct scan_ctx *ctx, const char *dir, struct scan_nam
             ctx->out->problems++;
             continue;
         }
-        kind = scan_classify(ctx, dirfd(d), de->d_name, path, &st);
+        /* readdir() already tells a real directory apart: no stat needed. */
+        kind = de->d_type == DT_DIR ? 1 : scan_classify(ctx, dirfd(d), de->d_name, path, &st);
         if (kind < 0)
             continue;
         if (scan_names_add(disk, de->d_name, kind == 1, &st) != 0) {

@@ -7,8 +7,16 @@ same files, in the same run.  Prints medians and ratios; asserts nothing.
 Sizes (environment): BENCH_ARCHIVES=100 archives of BENCH_ARCHIVE_MB=20 MB
 of random bytes; BENCH_SMALL=100000 small files; BENCH_RUNS=3.  All peers
 read from the page cache (the data is read once before timing).
+
+The archives are indexed twice: on the machine's own file system with the
+`copy` content store (every byte written a second time), and, where the
+machine can mount one (root, loop devices, xfsprogs), on an XFS image with
+reflink, the store's default mode, where a revision's bytes are cloned
+instead of copied; openssl and sha256sum are timed on the same copy of the
+files in each case.
 """
 
+import atexit
 import datetime
 import os
 import re
@@ -78,13 +86,16 @@ def make_data():
     return archives, small
 
 
-def index(env, root):
+def index(env, root, mode="copy", state_dir=None):
     """A fresh daemon indexes root; returns (seconds, peak RSS MB, seconds of
     a rescan with nothing changed asked for with SIGUSR1 (median of three; a
     periodic rescan is the same), seconds of the start-up rescan of a second
     start with nothing changed)."""
     extra = {"repositories": [{"name": "bench", "path": root}],
-             "indexer": {"content_store": "copy"}}
+             "indexer": {"content_store": mode}}
+    if state_dir:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        extra["state_dir"] = state_dir
     daemon = Daemon(env, extra=extra)
     try:
         daemon.start()
@@ -123,6 +134,48 @@ def files_of(root):
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
 
 
+class ReflinkFs:
+    """An XFS image with reflink on a loop device, holding a copy of the
+    archives; None from open() where the machine cannot mount one."""
+
+    @staticmethod
+    def open(archives):
+        if os.geteuid() != 0 or not shutil.which("mkfs.xfs"):
+            return None
+        work = tempfile.mkdtemp(prefix="filerepo-bench-xfs-")
+        fs = ReflinkFs(work)
+        size = sum(os.path.getsize(f) for f in files_of(archives))
+        try:
+            with open(fs.image, "wb") as f:
+                f.truncate(2 * size + (1 << 30))
+            subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", fs.image], check=True)
+            os.mkdir(fs.mnt)
+            subprocess.run(["mount", "-o", "loop", fs.image, fs.mnt], check=True,
+                           stderr=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError):
+            fs.close()
+            return None
+        fs.archives = os.path.join(fs.mnt, "archives")
+        shutil.copytree(archives, fs.archives)
+        # On disk and in the page cache, like the files on the machine's own
+        # file system: uploads that landed a while ago.
+        os.sync()
+        subprocess.run(["cat"] + files_of(fs.archives), stdout=subprocess.DEVNULL, check=True)
+        return fs
+
+    def __init__(self, work):
+        self.work = work
+        self.image = os.path.join(work, "image")
+        self.mnt = os.path.join(work, "mnt")
+        self.state = os.path.join(self.mnt, "state")
+        self.archives = None
+
+    def close(self):
+        if os.path.ismount(self.mnt):
+            subprocess.run(["umount", self.mnt], check=False)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
 def main():
     env = load_services_env()
     archives, small = make_data()
@@ -132,7 +185,17 @@ def main():
         results.setdefault(name, []).append(fn())
 
     arch_files = files_of(archives)
+    xfs = ReflinkFs.open(archives)
+    if xfs:
+        atexit.register(xfs.close)
     for i in range(RUNS):
+        if xfs:
+            xfs_files = files_of(xfs.archives)
+            ours = index(env, xfs.archives, "reflink", xfs.state)
+            results.setdefault("filerepod archives on xfs (reflink)", []).append(ours[0])
+            run("openssl dgst -sha256 archives on xfs",
+                lambda: timed(["openssl", "dgst", "-sha256"] + xfs_files))
+            run("sha256sum archives on xfs", lambda: timed(["sha256sum"] + xfs_files))
         ours = index(env, archives)
         results.setdefault("filerepod archives", []).append(ours[0])
         results.setdefault("filerepod archives RSS MB", []).append(ours[1])
@@ -158,10 +221,23 @@ def main():
         print(f"  {k:38s} {v:9.2f}{unit}")
     ours = med["filerepod archives"]
     print("\nratios (peer time / filerepod time; > 1: filerepod is faster)")
+    print("  on the machine's own file system, copy store:")
     print(f"  archives vs openssl dgst -sha256   {med['openssl dgst -sha256 archives'] / ours:6.2f}"
           f"   ({gb / ours:.2f} GiB/s through the whole pipeline)")
     print(f"  archives vs sha256sum              {med['sha256sum archives'] / ours:6.2f}")
     print(f"  archives vs git add+commit         {med['git add+commit archives'] / ours:6.2f}")
+    if "filerepod archives on xfs (reflink)" in med:
+        ours_x = med["filerepod archives on xfs (reflink)"]
+        print(f"  on xfs, reflink store:")
+        print(f"  archives vs openssl dgst -sha256   "
+              f"{med['openssl dgst -sha256 archives on xfs'] / ours_x:6.2f}"
+              f"   ({gb / ours_x:.2f} GiB/s through the whole pipeline)")
+        print(f"  archives vs sha256sum              "
+              f"{med['sha256sum archives on xfs'] / ours_x:6.2f}")
+        print(f"  archives vs git add+commit         "
+              f"{med['git add+commit archives'] / ours_x:6.2f}   (git on the machine's own disk)")
+    else:
+        print("  (no XFS image could be mounted: reflink not measured)")
     print(f"  small files vs git add+commit      "
           f"{med['git add+commit small files'] / med['filerepod small files']:6.2f}")
     print(f"  no-change rescan vs find           "
