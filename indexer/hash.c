@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Bytes given to every digest in turn; fits in a core's L2 cache. */
@@ -124,7 +125,9 @@ int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
     EVP_MD_CTX *ctx[HASH_ALGO_COUNT] = { NULL };
     unsigned char *buf = NULL;
     uLong crc = crc32(0L, Z_NULL, 0);
+    size_t buf_size = HASH_BUFFER_SIZE;
     uint64_t size = 0;
+    struct stat st;
     int saved_errno = 0;
     int error = FR_ERROR;
 
@@ -133,7 +136,11 @@ int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
         return FR_EINVAL;
     algos |= HASH_SHA256;
 
-    buf = malloc(HASH_BUFFER_SIZE);
+    /* A small file needs no big buffer (a big one is a fresh mapping to
+     * fault in and unmap for every file). */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (off_t)HASH_BUFFER_SIZE)
+        buf_size = (size_t)st.st_size + 1; /* + 1: the end is seen in one read */
+    buf = malloc(buf_size);
     if (!buf) {
         error = FR_ENOMEM;
         saved_errno = ENOMEM;
@@ -157,7 +164,7 @@ int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
     for (;;) {
-        ssize_t n = read(fd, buf, HASH_BUFFER_SIZE);
+        ssize_t n = read(fd, buf, buf_size);
 
         if (n < 0) {
             if (errno == EINTR)
@@ -184,10 +191,12 @@ int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
                 saved_errno = errno;
                 goto done;
             }
-            /* Start writing the copy out now, while the rest is hashed,
-             * rather than all at once when the batch is made durable.
-             * Only a hint: a file system without it just waits. */
-            (void)sync_file_range(copy_fd, (off64_t)size, n, SYNC_FILE_RANGE_WRITE);
+            /* A big file's copy starts going out now, while the rest is
+             * hashed, rather than all at once when the batch is made
+             * durable; a small one's waits for that, so many small copies
+             * go out together.  Only a hint: without it, the sync waits. */
+            if ((size_t)n == HASH_BUFFER_SIZE)
+                (void)sync_file_range(copy_fd, (off64_t)size, n, SYNC_FILE_RANGE_WRITE);
         }
         size += (uint64_t)n;
     }
