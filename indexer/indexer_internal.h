@@ -23,6 +23,11 @@
 #include "watch.h"
 #include "workpool.h"
 
+/* The state repository is compacted into one pack beyond this many loose
+ * objects (a small batch leaves three or four) or packs. */
+#define IX_COMPACT_LOOSE 4096
+#define IX_COMPACT_PACKS 32
+
 enum ix_job_kind {
     IX_JOB_SCAN,     /* reconcile the batch's paths with the catalog */
     IX_JOB_HASH,     /* hash one file into the content store */

@@ -270,6 +270,16 @@ static void ix_commit(struct ix_batch *batch)
     batch->error = catalog_batch_apply(catalog, repo->id, repo->conf->name, batch->commit, cat,
                                        ncat, &batch->result);
     batch->commit_ms[3] = clock_now_ms();
+    if (!batch->error) {
+        bool compacted;
+
+        /* Many small batches make many loose objects: now and then they
+         * become one pack.  The batch is recorded either way. */
+        if (versioner_compact(repo->versioner, IX_COMPACT_LOOSE, IX_COMPACT_PACKS,
+                              &compacted) != 0)
+            log_error("index", "repo=%s: git: %s", repo->conf->name,
+                      versioner_last_error(repo->versioner));
+    }
     if (batch->error)
         snprintf(batch->error_text, sizeof(batch->error_text), "catalog: %s",
                  catalog_last_error(catalog));

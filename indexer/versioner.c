@@ -105,6 +105,10 @@ static int versioner_save(struct versioner *versioner, const struct versioner_ba
             goto done;
         }
     }
+    if (versioner->loose >= 0 && batch->written_count < VERSIONER_PACK_MIN_OBJECTS)
+        versioner->loose += (long)batch->written_count;
+    else if (versioner->packs >= 0 && batch->written_count >= VERSIONER_PACK_MIN_OBJECTS)
+        versioner->packs++;
     git_mempack_reset(versioner->memory);
     /* The repository's own pack list learns of the new pack. */
     if (git_odb_refresh(versioner->odb) < 0) {
@@ -450,6 +454,32 @@ done:
     return error;
 }
 
+int versioner_reopen(struct versioner *versioner)
+{
+    git_odb_free(versioner->disk);
+    git_odb_free(versioner->odb);
+    git_repository_free(versioner->repo);
+    versioner->disk = versioner->odb = NULL;
+    versioner->memory = NULL;
+    versioner->repo = NULL;
+    if (versioner_open_repository(versioner, versioner->git_dir) != 0 ||
+        versioner_open_stores(versioner, versioner->git_dir) != 0)
+        return FR_ERROR;
+    return 0;
+}
+
+bool versioner_head_missing(struct versioner *versioner)
+{
+    git_commit *head = NULL;
+    bool missing;
+
+    if (versioner_head_commit(versioner, &head) != 0)
+        return false;
+    missing = head == NULL;
+    git_commit_free(head);
+    return missing;
+}
+
 int versioner_open(struct versioner **out, const char *git_dir, const char *repo_name)
 {
     struct versioner *versioner;
@@ -473,7 +503,9 @@ int versioner_open(struct versioner **out, const char *git_dir, const char *repo
     }
     /* From here versioner_free() balances git_libgit2_init(). */
     versioner->repo_name = strdup(repo_name);
-    error = versioner->repo_name ? 0 : FR_ENOMEM;
+    versioner->git_dir = strdup(git_dir);
+    versioner->loose = versioner->packs = -1;
+    error = versioner->repo_name && versioner->git_dir ? 0 : FR_ENOMEM;
     if (error == 0)
         error = versioner_open_repository(versioner, git_dir);
     if (error == 0)
@@ -494,6 +526,7 @@ void versioner_free(struct versioner *versioner)
     git_odb_free(versioner->odb);
     git_repository_free(versioner->repo);
     free(versioner->repo_name);
+    free(versioner->git_dir);
     free(versioner);
     git_libgit2_shutdown();
 }

@@ -132,6 +132,16 @@ int versioner_foreach(struct versioner *versioner, const char *commit,
  */
 bool versioner_name_allowed(const char *name);
 
+/**
+ * Compacts the repository when it holds more than max_loose loose objects
+ * or more than max_packs packs: everything reachable from HEAD goes into
+ * one pack, the rest is removed, and the repository is reopened.  Sets
+ * *compacted when it did.  Returns 0, or FR_ERROR (versioner_last_error())
+ * with the repository as it was, or unusable if it could not be reopened.
+ */
+int versioner_compact(struct versioner *versioner, long max_loose, long max_packs,
+                      bool *compacted);
+
 /** Returns the text of the last failure (borrowed; "" when none). */
 const char *versioner_last_error(const struct versioner *versioner);
 

@@ -16,6 +16,8 @@ struct versioner {
     git_odb_backend *memory;    /* mempack in odb (owned by it): the batch being built */
     git_odb *disk;              /* the objects directory alone: where a batch is saved */
     char *repo_name;            /* names the repository in commit messages */
+    char *git_dir;              /* where the repository is */
+    long loose, packs;          /* objects/ holds so many; -1: not counted yet */
     char error[1024];           /* text of the last failure, "" when none */
 };
 
@@ -48,6 +50,12 @@ void versioner_set_error(struct versioner *versioner, const char *fmt, ...)
 
 /** Records libgit2's detail of the failure of `what`; returns FR_ERROR. */
 int versioner_git_error(struct versioner *versioner, const char *what);
+
+/** Whether HEAD's branch has no commit yet. */
+bool versioner_head_missing(struct versioner *versioner);
+
+/** Closes and opens the repository again (after its files changed). Returns 0 or FR_E*. */
+int versioner_reopen(struct versioner *versioner);
 
 /**
  * Checks every path of `changes` and sorts them into `batch` (whose

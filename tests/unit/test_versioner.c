@@ -600,6 +600,64 @@ static void test_versioner__reopen_continues_history(void **state)
     assert_fsck_clean(f);
 }
 
+/* Many small batches leave loose objects and a big one a pack; compacting
+ * leaves one pack with the whole history, and batches go on after it. */
+static void test_versioner__compact(void **state)
+{
+    struct fixture *f = *state;
+    struct version_change many[150];
+    char names[150][16], id[41], first[41], head[41], *text;
+    bool compacted = true;
+    long commits;
+
+    commit_ok(f, first, (struct version_change[]){ add("one", 1, 1) }, 1);
+    for (int i = 0; i < 150; i++) {
+        snprintf(names[i], sizeof(names[i]), "d/f%03d", i);
+        many[i] = add(names[i], (unsigned char)(i + 2), (uint64_t)i);
+    }
+    commit_ok(f, id, many, 150); /* a pack */
+    commit_ok(f, id, (struct version_change[]){ add("two", 2, 2) }, 1);
+    commit_ok(f, id, (struct version_change[]){ del("one") }, 1);
+    commits = commit_count(f);
+
+    /* Under the limits: nothing happens. */
+    assert_int_equal(versioner_compact(f->versioner, 1000, 10, &compacted), 0);
+    assert_false(compacted);
+    text = object_store(f);
+    assert_non_null(strstr(text, "packs: 1"));
+    assert_null(strstr(text, "count: 0\n"));
+    free(text);
+
+    assert_int_equal(versioner_compact(f->versioner, 0, 0, &compacted), 0);
+    assert_true(compacted);
+    text = object_store(f);
+    assert_non_null(strstr(text, "count: 0\n"));
+    assert_non_null(strstr(text, "packs: 1"));
+    free(text);
+    assert_fsck_clean(f);
+    assert_int_equal(commit_count(f), commits);
+    assert_pointer(f, "HEAD~3:one", 1, 1);   /* the oldest file, long deleted */
+    assert_pointer(f, "HEAD:d/f149", 151, 149);
+
+    /* The reopened repository reads and writes as before. */
+    assert_int_equal(versioner_head(f->versioner, head), 0);
+    assert_string_equal(head, id);
+    commit_ok(f, id, (struct version_change[]){ add("three", 3, 3) }, 1);
+    assert_git(f, "rev-parse HEAD^", head);
+    assert_int_equal(commit_count(f), commits + 1);
+    assert_fsck_clean(f);
+}
+
+/* An empty repository has nothing to compact. */
+static void test_versioner__compact_empty(void **state)
+{
+    struct fixture *f = *state;
+    bool compacted = true;
+
+    assert_int_equal(versioner_compact(f->versioner, 0, 0, &compacted), 0);
+    assert_false(compacted);
+}
+
 static void test_versioner__open_refuses_what_is_not_a_state_repository(void **state)
 {
     struct fixture *f = *state;
@@ -649,6 +707,8 @@ int main(void)
         VERSIONER_TEST(odd_names_kept_and_quoted),
         VERSIONER_TEST(long_message_capped),
         VERSIONER_TEST(reopen_continues_history),
+        VERSIONER_TEST(compact),
+        VERSIONER_TEST(compact_empty),
         VERSIONER_TEST(open_refuses_what_is_not_a_state_repository),
     };
 
