@@ -429,7 +429,7 @@ static int store_copy_by_name(struct store_ingest *ingest, const unsigned char s
     int tmp_fd = -1;
     int error = FR_ERROR;
 
-    src_fd = openat(src_dirfd, src_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    src_fd = openat(src_dirfd, src_name, O_RDONLY | O_CLOEXEC); /* inode checked below */
     if (src_fd < 0 || fstat(src_fd, &st) != 0)
         goto done;
     if (st.st_dev != ingest->src_dev || st.st_ino != ingest->src_ino) {
@@ -470,7 +470,9 @@ static int store_commit_hardlink(struct store_ingest *ingest, const unsigned cha
     for (int attempt = 0; attempt < 16 && !staged; attempt++) {
         snprintf(stage, sizeof(stage), STORE_LINK_PREFIX "%ld.%u", (long)getpid(),
                  atomic_fetch_add(&store->link_serial, 1));
-        if (linkat(src_dirfd, src_name, store->tmp_fd, stage, 0) == 0)
+        /* A published symbolic link is followed, as the hasher did; the
+         * inode check below proves it still leads to the file hashed. */
+        if (linkat(src_dirfd, src_name, store->tmp_fd, stage, AT_SYMLINK_FOLLOW) == 0)
             staged = true;
         else if (errno != EEXIST)
             break;

@@ -452,6 +452,42 @@ static void test_store__hardlink_across_file_systems_copies_and_checks(void **st
     store_free(store);
 }
 
+/* A published name that is a symbolic link (inside the repository) is
+ * stored as the file it leads to, not refused as "changed". */
+static void test_store__hardlink_follows_a_published_symlink(void **state)
+{
+    (void)state;
+    struct store_report report;
+    struct stat target, object;
+    struct store_ingest *in;
+    struct hash_result r;
+    unsigned char sha256[32];
+    char path[PATH_MAX];
+    struct store *store;
+    int fd, read_fd, copy_fd;
+
+    publish("target.bin", "linked through a symlink", 24);
+    assert_int_equal(symlinkat("target.bin", src_dirfd, "alias.bin"), 0);
+    assert_int_equal(store_open(&store, store_dir, STORE_HARDLINK), 0);
+    /* Opened through the link, as the indexer opens one that stays inside. */
+    fd = openat(src_dirfd, "alias.bin", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(store_ingest_begin(&in, store, fd, &read_fd, &copy_fd), 0);
+    assert_int_equal(hash_fd(&r, read_fd, HASH_SHA256, copy_fd), 0);
+    assert_int_equal(store_ingest_commit_report(&report, in, r.sha256, src_dirfd, "alias.bin"), 0);
+    close(fd);
+    memcpy(sha256, r.sha256, 32);
+    assert_int_equal(report.method, STORE_METHOD_HARDLINK);
+    assert_object_holds(store, sha256, "linked through a symlink", 24);
+    assert_int_equal(store_object_path(store, sha256, path, sizeof(path)), 0);
+    assert_int_equal(lstat(path, &object), 0);
+    assert_int_equal(fstatat(src_dirfd, "target.bin", &target, 0), 0);
+    assert_true(S_ISREG(object.st_mode));
+    assert_int_equal(object.st_ino, target.st_ino);
+    assert_int_equal(count_in_store("tmp"), 0);
+    store_free(store);
+}
+
 static void test_store__none_keeps_nothing(void **state)
 {
     (void)state;
@@ -671,6 +707,7 @@ int main(void)
         cmocka_unit_test_setup(test_store__hardlink_links_the_published_inode, clean),
         cmocka_unit_test_setup(test_store__hardlink_refuses_a_replaced_file, clean),
         cmocka_unit_test_setup(test_store__hardlink_across_file_systems_copies_and_checks, clean),
+        cmocka_unit_test_setup(test_store__hardlink_follows_a_published_symlink, clean),
         cmocka_unit_test_setup(test_store__none_keeps_nothing, clean),
         cmocka_unit_test_setup(test_store__existing_object_is_kept, clean),
         cmocka_unit_test_setup(test_store__damaged_object_is_replaced, clean),
