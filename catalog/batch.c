@@ -200,13 +200,23 @@ static const char catalog_batch_table[] =
     "  size bigint, mtime_ns bigint, ctime_ns bigint, inode bigint, mime text,"
     "  sha256 text, sha1 text, md5 text, sha512 text, crc32 bigint) ON COMMIT DROP";
 
-/* Deletions: a deleted directory takes everything below it along. */
+/* Deletions: a deleted directory takes everything below it along.  The
+ * entries are found from the batch's deletions through the (repository_id,
+ * path) index (a path, or the range of paths under "dir/"), then updated by
+ * id: the planner has no statistics for fr_batch and would otherwise scan
+ * the repository once per row. */
 static const char catalog_batch_deletions[] =
     "WITH gone AS ("
     "  UPDATE entry e SET deleted_at = now(), updated_at = now()"
-    "  FROM fr_batch b"
-    "  WHERE b.deleted AND e.repository_id = $1 AND e.deleted_at IS NULL"
-    "    AND (e.path = b.path OR (b.is_dir AND left(e.path, length(b.path) + 1) = b.path || '/'))"
+    "  WHERE e.id = ANY (ARRAY("
+    "    SELECT x.id FROM fr_batch b CROSS JOIN LATERAL ("
+    "      SELECT id FROM entry WHERE repository_id = $1 AND path = b.path"
+    "        AND deleted_at IS NULL"
+    "      UNION ALL"
+    "      SELECT id FROM entry WHERE b.is_dir AND repository_id = $1"
+    "        AND path > b.path || '/' AND path < b.path || '0' AND deleted_at IS NULL"
+    "      OFFSET 0) x"
+    "    WHERE b.deleted))"
     "  RETURNING e.id, e.path, e.kind)"
     " INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
     " SELECT $1, $2 || '/' || path, 'delete_node', id,"
@@ -226,7 +236,8 @@ static const char catalog_batch_dir_level[] =
     "WITH up AS ("
     "  INSERT INTO entry (repository_id, parent_id, name, path, kind)"
     "  SELECT $1, p.id, " SQL_NAME("d.path") ", d.path, 'directory'"
-    "  FROM fr_dirs d JOIN entry p ON p.repository_id = $1 AND p.path = " SQL_PARENT("d.path")
+    "  FROM fr_dirs d CROSS JOIN LATERAL (SELECT id FROM entry WHERE repository_id = $1"
+    "                                     AND path = " SQL_PARENT("d.path") " LIMIT 1) p"
     "  WHERE d.depth = $3::int"
     "  ON CONFLICT (repository_id, path) DO UPDATE"
     "    SET deleted_at = NULL, kind = 'directory', current_revision_id = NULL,"

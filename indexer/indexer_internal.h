@@ -50,6 +50,16 @@ struct ix_file {
     int error;                   /* 0; -errno: unreadable; FR_EINVAL: changed while hashed */
 };
 
+/*
+ * A batch is committed in parts of at most IX_PART_FILES files (a first
+ * index of a million files must not hold a million files' digests in
+ * memory, and its first files become visible long before its last are
+ * hashed): the scan's items are taken in order, so a part's directories
+ * come before their files, and each part is one git commit and one catalog
+ * transaction.
+ */
+#define IX_PART_FILES 8192
+
 struct ix_batch {
     struct ix_job scan_job;      /* IX_JOB_SCAN */
     struct ix_job commit_job;    /* IX_JOB_COMMIT */
@@ -57,18 +67,26 @@ struct ix_batch {
     char **paths;                /* what to reconcile; "" alone = everything */
     size_t paths_count;          /* how many */
     struct scan scan;            /* what the scan found */
-    struct ix_file *files;       /* one per SCAN_FILE item */
+    size_t part_start, part_end; /* the part in hand: scan.items[part_start, part_end) */
+    size_t parts_done;           /* parts committed */
+    struct ix_file *files;       /* one per SCAN_FILE item of the part */
     size_t files_count;          /* how many */
     size_t files_submitted;      /* handed to the pool so far */
-    size_t files_done;           /* come back */
-    uint64_t bytes_done;         /* sizes of the files come back */
+    size_t files_back;           /* come back, of this part */
+    size_t files_total;          /* SCAN_FILE items of the whole batch */
+    uint64_t bytes_total;        /* their sizes as scanned */
+    size_t files_done;           /* come back, all parts */
+    uint64_t bytes_done;         /* sizes of the files come back, all parts */
     uint64_t started_ms;         /* when the batch began */
+    uint64_t part_started_ms;    /* when the part in hand began */
     uint64_t progress_ms;        /* when progress was last logged */
     uint64_t commit_ms[4];       /* commit job: began, git done, store synced, catalog done */
+    uint64_t phase_ms[4];        /* all parts: hashing, git, store sync, catalog */
     int error;                   /* scan or commit: 0 or FR_E* */
     char error_text[512];        /* its detail */
-    char commit[41];             /* the git commit recorded */
-    struct catalog_batch_result result; /* what the catalog recorded */
+    char commit[41];             /* the git commit recorded last */
+    struct catalog_batch_result result; /* what the catalog recorded for the part */
+    struct catalog_batch_result total;  /* ... for all parts */
     size_t unreadable;           /* files that could not be hashed (retried) */
     bool progress_shown;         /* a progress row is in the catalog */
 };

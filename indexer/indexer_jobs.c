@@ -176,7 +176,7 @@ static void ix_commit(struct ix_batch *batch)
 {
     struct ix_repo *repo = batch->repo;
     struct ix_prefix git = { 0 };
-    struct catalog_change *cat = calloc(batch->scan.count + 1, sizeof(*cat));
+    struct catalog_change *cat = calloc(batch->part_end - batch->part_start + 1, sizeof(*cat));
     size_t owned_from = SIZE_MAX, ncat = 0, f = 0;
     struct catalog *catalog = NULL;
     int rc;
@@ -186,7 +186,7 @@ static void ix_commit(struct ix_batch *batch)
         batch->error = FR_ENOMEM;
         return;
     }
-    for (size_t i = 0; i < batch->scan.count; i++) {
+    for (size_t i = batch->part_start; i < batch->part_end; i++) {
         const struct scan_item *it = &batch->scan.items[i];
 
         if (it->kind == SCAN_FILE) {
@@ -226,7 +226,7 @@ static void ix_commit(struct ix_batch *batch)
     }
     /* Directories removed: every file below them leaves the git tree. */
     owned_from = git.count;
-    for (size_t i = 0; i < batch->scan.count; i++) {
+    for (size_t i = batch->part_start; i < batch->part_end; i++) {
         const struct scan_item *it = &batch->scan.items[i];
 
         if (it->kind != SCAN_DIR_REMOVED)

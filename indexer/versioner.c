@@ -70,9 +70,7 @@ static int versioner_head_commit(struct versioner *versioner, git_commit **out)
 /* Moves the objects of the built batch from memory to disk. */
 static int versioner_save(struct versioner *versioner, const struct versioner_batch *batch)
 {
-    git_odb_writepack *writepack = NULL;
-    git_indexer_progress progress = { 0 };
-    git_buf pack = { 0 };
+    git_packbuilder *builder = NULL;
     int error = FR_ERROR;
 
     if (batch->written_count < VERSIONER_PACK_MIN_OBJECTS) {
@@ -94,16 +92,33 @@ static int versioner_save(struct versioner *versioner, const struct versioner_ba
             }
         }
     } else {
-        if (git_mempack_dump(&pack, versioner->repo, versioner->memory) < 0) {
+        /* Exactly the batch's objects: packing its commit would take in
+         * the whole tree it points to, every file of the repository. */
+        git_buf dir = { 0 };
+
+        if (git_packbuilder_new(&builder, versioner->repo) < 0) {
             versioner_git_error(versioner, "packing the batch");
             goto done;
         }
-        if (git_odb_write_pack(&writepack, versioner->disk, NULL, NULL) < 0 ||
-            writepack->append(writepack, pack.ptr, pack.size, &progress) < 0 ||
-            writepack->commit(writepack, &progress) < 0) {
+        for (size_t i = 0; i < batch->written_count; i++) {
+            if (git_packbuilder_insert(builder, &batch->written[i], NULL) < 0) {
+                versioner_git_error(versioner, "packing the batch");
+                goto done;
+            }
+        }
+        if (git_repository_item_path(&dir, versioner->repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0 ||
+            git_buf_grow(&dir, dir.size + 8) < 0) {
+            git_buf_dispose(&dir);
             versioner_git_error(versioner, "saving the pack");
             goto done;
         }
+        strcat(dir.ptr, "pack");
+        if (git_packbuilder_write(builder, dir.ptr, 0, NULL, NULL) < 0) {
+            git_buf_dispose(&dir);
+            versioner_git_error(versioner, "saving the pack");
+            goto done;
+        }
+        git_buf_dispose(&dir);
     }
     if (versioner->loose >= 0 && batch->written_count < VERSIONER_PACK_MIN_OBJECTS)
         versioner->loose += (long)batch->written_count;
@@ -117,9 +132,7 @@ static int versioner_save(struct versioner *versioner, const struct versioner_ba
     }
     error = 0;
 done:
-    if (writepack)
-        writepack->free(writepack);
-    git_buf_dispose(&pack);
+    git_packbuilder_free(builder);
     return error;
 }
 

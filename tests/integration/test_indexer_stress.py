@@ -5,6 +5,7 @@ exactly one revision per file.  Changes the system's
 fs.inotify.max_queued_events for a moment (restored), so it runs alone."""
 
 import os
+import re
 import random
 import signal
 import subprocess
@@ -94,6 +95,9 @@ def burst(env):
                        lambda: files_in_catalog(env, daemon) == 20000, 300)
             took = time.monotonic() - started
             n = agree(env, daemon, root)
+            # More files than one part holds: committed part by part.
+            check(re.search(r"repo=releases: part 1 committed", daemon.log()),
+                  "20,000 files in one commit, not in parts")
             print(f"burst: {n} files written in {wrote:.1f} s, all in the catalog "
                   f"{took:.1f} s after the first")
             check(daemon.stop() == 0, "clean stop")

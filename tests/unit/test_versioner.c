@@ -648,6 +648,37 @@ static void test_versioner__compact(void **state)
     assert_fsck_clean(f);
 }
 
+/* A big batch's pack holds that batch's objects, not everything its
+ * commit reaches: packs do not grow with the repository. */
+static void test_versioner__pack_holds_only_the_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct version_change changes[120];
+    char names[2][120][16], id[41], *text, *objects;
+
+    for (int batch = 0; batch < 2; batch++) {
+        for (int i = 0; i < 120; i++) {
+            snprintf(names[batch][i], sizeof(names[batch][i]), "b%d/f%03d", batch, i);
+            changes[i] = add(names[batch][i], (unsigned char)(batch * 120 + i + 1), 1);
+        }
+        commit_ok(f, id, changes, 120);
+    }
+    /* Every object once: the packs together hold exactly what is reachable. */
+    objects = git_ok(f, "rev-list --objects --all | wc -l");
+    text = object_store(f);
+    {
+        char want[64];
+
+        snprintf(want, sizeof(want), "in-pack: %ld", strtol(objects, NULL, 10));
+        if (!strstr(text, want))
+            fail_msg("count-objects:\n%s\nreachable objects: %s", text, objects);
+    }
+    assert_non_null(strstr(text, "packs: 2"));
+    free(text);
+    free(objects);
+    assert_fsck_clean(f);
+}
+
 /* An empty repository has nothing to compact. */
 static void test_versioner__compact_empty(void **state)
 {
@@ -708,6 +739,7 @@ int main(void)
         VERSIONER_TEST(long_message_capped),
         VERSIONER_TEST(reopen_continues_history),
         VERSIONER_TEST(compact),
+        VERSIONER_TEST(pack_holds_only_the_batch),
         VERSIONER_TEST(compact_empty),
         VERSIONER_TEST(open_refuses_what_is_not_a_state_repository),
     };
