@@ -70,6 +70,7 @@ struct config {
     char *xmpp_component;           /* the daemon's JID, a domain */
     char *xmpp_secret;              /* secret: the component handshake password */
     char *xmpp_name;                /* disco identity name */
+    char *xmpp_pubsub;              /* the pubsub service published to */
     int xmpp_reconnect_max_seconds; /* cap of the reconnect back-off */
 
     char *state_dir;                /* git repositories and content store */

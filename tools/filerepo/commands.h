@@ -18,5 +18,8 @@ int cmd_repo(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_ls(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_log(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_status(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_acl(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_revision(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_republish(struct catalog *catalog, int argc, char **argv, bool json);
 
 #endif

@@ -29,6 +29,10 @@ static const struct {
     { "repo", cmd_repo, "list", "the repositories" },
     { "ls", cmd_ls, "REPO[/PATH]", "a directory's entries, or one file" },
     { "log", cmd_log, "REPO/PATH", "a file's revisions, newest first" },
+    { "acl", cmd_acl, "grant|revoke REPO JID ROLE | list REPO",
+      "who may do what (roles: owner, publisher, member)" },
+    { "revision", cmd_revision, "withdraw REPO/PATH N", "retract a published revision" },
+    { "republish", cmd_republish, "REPO", "publish a repository's nodes and items again" },
     { "migrate", cmd_migrate, "", "apply the catalog schema migrations this filerepo carries" },
     { "schema", cmd_schema, "", "the catalog's schema version and this filerepo's" },
 };
