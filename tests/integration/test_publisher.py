@@ -152,6 +152,16 @@ def main():
             r = subscribe(alice, service, repo)
             check(r.get("type") == "result", f"alice subscribes to {repo}: {error_condition(r)}")
 
+            # `filerepo subscribe` as bob, next to alice's independent client.
+            sub_env = dict(os.environ, FILEREPO_JID=env["XMPP_USER_BOB"],
+                           FILEREPO_PASSWORD=env["XMPP_PASS_BOB"])
+            follower = subprocess.Popen(
+                [binary("filerepo"), "subscribe", "--json", "--count", "3",
+                 "--server", f"{env['XMPP_HOST']}:{env['XMPP_C2S_PORT']}", service, repo],
+                env=sub_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            said = follower.stderr.readline()
+            check("subscribed to" in said, f"filerepo subscribe: {said}")
+
             # A file added: item 1 on repo/a.txt, seen through the root.
             first = b"release one\n"
             write(os.path.join(root, "a.txt"), first)
@@ -185,6 +195,18 @@ def main():
             check(fields.get("pubsub#type") is not None or r.get("type") == "result",
                   "disco#info of a directory node")
             print("ok   a new subdirectory: collections under the right parent")
+
+            out, err = follower.communicate(timeout=30)
+            lines = [json.loads(line) for line in out.splitlines()]
+            seen = [(n["node"], n["item"], n["size"], n["sha256"]) for n in lines]
+            check(follower.returncode == 0 and seen == [
+                (f"{repo}/a.txt", "1", len(first), hashlib.sha256(first).hexdigest()),
+                (f"{repo}/a.txt", "2", len(second), hashlib.sha256(second).hexdigest()),
+                (f"{repo}/sub/deeper/b.bin", "1", len(third), hashlib.sha256(third).hexdigest())],
+                f"filerepo subscribe printed {seen} ({follower.returncode}: {err})")
+            check(all(n["mirrors"] == [f"xmpp:{daemon.component}"] for n in lines),
+                  f"mirrors: {lines}")
+            print("ok   filerepo subscribe prints node, item, size, sha-256 and mirrors")
 
             # The catalog records the node ids; nothing is left to do.
             nodes = sql("SELECT path || '=' || pubsub_node FROM entry WHERE deleted_at IS NULL"
