@@ -98,8 +98,8 @@ struct publisher_op {
     bool finished;                 /* outcome recorded: to be dropped */
     char iq_id[40];                /* the IQ awaited */
     uint64_t deadline_ms;          /* when that IQ counts as lost */
-    struct publisher_affiliation changes[64]; /* affiliations to set */
-    size_t changes_count;          /* how many */
+    struct publisher_affiliation *changes; /* affiliations to set, owned */
+    size_t changes_count, changes_cap; /* how many, room for */
 };
 
 enum publisher_outcome_kind { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_PARK };
@@ -123,6 +123,7 @@ struct publisher {
     struct publisher_op *ops[PUBLISHER_OPS_MAX]; /* fetched rows, id order */
     size_t ops_count;              /* how many */
     struct publisher_outcome *outcomes; /* PUBLISHER_OUTCOMES_MAX, to record */
+    struct catalog_outbox_done *done;   /* PUBLISHER_OUTCOMES_MAX, scratch of record() */
     size_t outcomes_count;         /* how many */
     unsigned long long iq_serial;  /* for IQ ids */
 };
@@ -142,6 +143,7 @@ static void publisher_op_free(struct publisher_op *op)
     free(op->acl);
     for (size_t i = 0; i < op->changes_count; i++)
         free(op->changes[i].jid);
+    free(op->changes);
     if (op->entry)
         xmpp_stanza_release(op->entry);
     free(op);
@@ -157,6 +159,7 @@ int publisher_new(struct publisher **out, const struct config *config)
     p->config = config;
     p->dirty = true;
     if (!(p->outcomes = calloc(PUBLISHER_OUTCOMES_MAX, sizeof(*p->outcomes))) ||
+        !(p->done = calloc(PUBLISHER_OUTCOMES_MAX, sizeof(*p->done))) ||
         catalog_new(&p->catalog, config->db_conninfo, config->db_password) != 0 ||
         keeper_new(&p->keeper, p->catalog, config->db_reconnect_max_seconds) != 0) {
         publisher_free(p);
@@ -185,6 +188,7 @@ void publisher_free(struct publisher *p)
         return;
     publisher_drop_ops(p, false);
     free(p->outcomes);
+    free(p->done);
     keeper_free(p->keeper);
     catalog_free(p->catalog);
     free(p);
@@ -287,7 +291,7 @@ static xmpp_stanza_t *publisher_step_iq(struct publisher *p, struct publisher_op
     const char *to = p->config->xmpp_pubsub;
     const char *node = s->feed ? op->feed : op->node;
     struct pubsub_node_config config;
-    struct pubsub_affiliation affiliations[64];
+    struct pubsub_affiliation *affiliations;
     xmpp_stanza_t *iq = NULL, *change;
     char feed_item[24];
 
@@ -305,11 +309,15 @@ static xmpp_stanza_t *publisher_step_iq(struct publisher *p, struct publisher_op
         iq = pubsub_affiliations_get_iq(ctx, to, op->iq_id, node);
         break;
     case STEP_AFFILIATIONS_SET:
+        affiliations = calloc(op->changes_count, sizeof(*affiliations));
+        if (!affiliations)
+            break;
         for (size_t i = 0; i < op->changes_count; i++)
             affiliations[i] = (struct pubsub_affiliation){ op->changes[i].jid,
                                                            op->changes[i].affiliation };
         iq = pubsub_affiliations_set_iq(ctx, to, op->iq_id, node, affiliations,
                                         op->changes_count);
+        free(affiliations);
         break;
     case STEP_PUBLISH:
         if (!s->feed) {
@@ -419,10 +427,18 @@ static bool publisher_acl_wanted(const struct publisher_op *op)
 static bool publisher_add_change(struct publisher_op *op, const char *jid, size_t len,
                                  const char *affiliation)
 {
-    size_t max = sizeof(op->changes) / sizeof(*op->changes);
     char *copy;
 
-    if (op->changes_count >= max || !(copy = strndup(jid, len)))
+    if (op->changes_count == op->changes_cap) {
+        size_t cap = op->changes_cap ? op->changes_cap * 2 : 8;
+        struct publisher_affiliation *grown = realloc(op->changes, cap * sizeof(*grown));
+
+        if (!grown)
+            return false;
+        op->changes = grown;
+        op->changes_cap = cap;
+    }
+    if (!(copy = strndup(jid, len)))
         return false;
     op->changes[op->changes_count++] = (struct publisher_affiliation){ copy, affiliation };
     return true;
@@ -806,7 +822,7 @@ static void publisher_fetch(struct publisher *p, uint64_t now)
 /* Writes the collected outcomes; keeps them when the catalog is away. */
 static void publisher_record(struct publisher *p)
 {
-    struct catalog_outbox_done done[PUBLISHER_OUTCOMES_MAX];
+    struct catalog_outbox_done *done = p->done;
     size_t done_count = 0;
     bool retried = false;
     int error = 0;
