@@ -185,6 +185,7 @@ int daemon_run(const struct config *config)
         log_error("daemon", "cannot go on; stopping");
         goto done;
     }
+    publisher_flush(d.publisher);
     log_info("daemon", "stopped");
     error = 0;
 

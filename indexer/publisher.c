@@ -993,3 +993,9 @@ void publisher_run(struct publisher *p, short revents, uint64_t now)
         publisher_start_ops(p, now);
     }
 }
+
+void publisher_flush(struct publisher *p)
+{
+    p->record_at_ms = 0;
+    publisher_record(p);
+}

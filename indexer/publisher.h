@@ -47,4 +47,11 @@ int publisher_timeout_ms(const struct publisher *publisher, uint64_t now_ms);
 /** Does what is due; `revents` are the poll results for publisher_fd(). */
 void publisher_run(struct publisher *publisher, short revents, uint64_t now_ms);
 
+/**
+ * Records the outcomes gathered since the last turn, if the catalog is
+ * there: call once the loop has ended, so that rows acknowledged just
+ * before a stop are not sent again at the next start.
+ */
+void publisher_flush(struct publisher *publisher);
+
 #endif

@@ -323,6 +323,24 @@ def main():
             check("0 parked" in out, f"republish clears the parked rows: {out}")
             print("ok   republish")
 
+            # A configuration change reaches the existing nodes.
+            check(daemon.stop() == 0, "clean stop")
+            with open(daemon.config) as f:
+                text = f.read()
+            with open(daemon.config, "w") as f:
+                f.write(text.replace("Test releases", "Renamed releases"))
+            mark = len(daemon.log())
+            daemon.start()
+            daemon.wait_log(r"publish: publishing to ", after=mark)
+
+            def title():
+                r = iq(alice, service, f"<query xmlns='{NS['disco_info']}' node='{repo}'/>")
+                return [v.text for f in r.iter(f"{{{NS['data']}}}field")
+                        if f.get("var") == "pubsub#title"
+                        for v in f.findall(f"{{{NS['data']}}}value")]
+            wait_for("the new title", lambda: title() == ["Renamed releases"])
+            print("ok   a changed title reconfigures the root node")
+
             for c in (alice, bob, carol):
                 c.close()
             check(daemon.stop() == 0, "clean stop")

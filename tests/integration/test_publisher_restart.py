@@ -113,10 +113,13 @@ def restart_xmpp():
     check(services("restart-xmpp").returncode == 0, "services.sh restart-xmpp")
 
 
-def verify(env, daemon, sub, repo, service):
-    """Every live file's node holds exactly the catalog's revisions with
-    their sha-256; the feed holds every revision once."""
+def verify(env, daemon, sub, repo, service, expected):
+    """Once the catalog has `expected` revisions, every live file's node
+    holds exactly the catalog's revisions with their sha-256; the feed holds
+    every revision once."""
     sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
+    wait_for(f"{expected} revisions recorded", lambda: int(sql(
+        "SELECT count(*) FROM revision")[0]) >= expected, timeout=180, step=0.2)
     wait_for("the outbox drained", lambda: not sql(
         "SELECT 1 FROM outbox WHERE state = 'pending'"), timeout=180, step=0.3)
     parked = sql("SELECT action || ' ' || node || ': ' || last_error FROM outbox"
@@ -193,7 +196,7 @@ def main():
                         " AND action = 'publish_item'")[0]) > 100 * n, step=0.01)
                     restart_xmpp()
                     sub.reconnect()
-            total = verify(env, daemon, sub, repo, service)
+            total = verify(env, daemon, sub, repo, service, 500)
             check(total == 500, f"500 revisions published ({total})")
             print("ok   three ejabberd restarts during a 500-file publish: nothing lost or doubled")
 
@@ -209,7 +212,7 @@ def main():
             mark = len(daemon.log())
             daemon.start()
             daemon.wait_log(r"publish: publishing to ", after=mark)
-            total = verify(env, daemon, sub, repo, service)
+            total = verify(env, daemon, sub, repo, service, 700)
             check(total == 700, f"700 revisions published ({total})")
             print("ok   filerepod killed with -9 during a publish: nothing lost or doubled")
             sub.client.close()
