@@ -95,19 +95,23 @@ int catalog_outbox_expand(struct catalog *catalog, int64_t id);
 
 /* ------------------------------------------------------------ admin side */
 
-/** One parked row, for `filerepo status`. */
+/** A parked row, or a pending one that failed before, for `filerepo status`. */
 struct catalog_parked_row {
     int64_t id;                /* outbox id */
     const char *repo;          /* repository */
     const char *action;        /* what it was */
     const char *node;          /* on which node */
     int attempts;              /* attempts made */
-    const char *error;         /* why it was parked */
-    const char *when;          /* when it was parked (ISO 8601) */
+    const char *error;         /* why it was parked, or why the last attempt failed */
+    const char *when;          /* parked: when; retrying: the next attempt (ISO 8601) */
 };
 
-/** Calls fn for every parked row (newest last, at most `limit`). */
-int catalog_outbox_parked(struct catalog *catalog, int limit,
+/**
+ * Calls fn for the parked rows (parked = true) or for the pending rows that
+ * failed before and wait for their next attempt (parked = false), oldest
+ * first, the newest `limit` of them.
+ */
+int catalog_outbox_parked(struct catalog *catalog, bool parked, int limit,
                           int (*fn)(const struct catalog_parked_row *row, void *data), void *data);
 
 /**

@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int catalog_outbox_parked(struct catalog *catalog, int limit,
+int catalog_outbox_parked(struct catalog *catalog, bool parked, int limit,
                           int (*fn)(const struct catalog_parked_row *row, void *data), void *data)
 {
     char limit_text[16];
-    const char *params[] = { limit_text };
+    const char *params[] = { limit_text, parked ? "t" : "f" };
     PGresult *res;
     int rc = 0;
 
@@ -25,10 +25,13 @@ int catalog_outbox_parked(struct catalog *catalog, int limit,
     res = catalog_query(catalog,
         "SELECT * FROM (SELECT o.id, r.name, o.action, o.node, o.attempts,"
         "   coalesce(o.last_error, ''),"
-        "   to_char(o.done_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        "   to_char(CASE WHEN $2::boolean THEN o.done_at ELSE o.next_attempt_at END"
+        "     AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
         "  FROM outbox o JOIN repository r ON r.id = o.repository_id"
-        "  WHERE o.state = 'parked' ORDER BY o.id DESC LIMIT $1::int) p ORDER BY id",
-        1, params, PGRES_TUPLES_OK);
+        "  WHERE CASE WHEN $2::boolean THEN o.state = 'parked'"
+        "    ELSE o.state = 'pending' AND o.attempts > 0 END"
+        "  ORDER BY o.id DESC LIMIT $1::int) p ORDER BY id",
+        2, params, PGRES_TUPLES_OK);
     if (!res)
         return catalog_failure_code(catalog, FR_ERROR);
     for (int i = 0; i < PQntuples(res) && rc == 0; i++) {

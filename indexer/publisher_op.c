@@ -385,8 +385,8 @@ static void publisher_on_result(struct publisher *p, struct publisher_op *op,
         publisher_op_advance(p, op, now);
         return;
     }
-    snprintf(why, sizeof(why), "%s %s: %s", publisher_step_names[s->kind],
-             s->feed ? op->feed : op->node, text);
+    snprintf(why, sizeof(why), "%s %s on %s: %s", publisher_step_names[s->kind],
+             s->feed ? op->feed : op->node, p->config->xmpp_pubsub, text);
     if (publisher_error_transient(error_type, condition))
         publisher_op_retry(p, op, why);
     else

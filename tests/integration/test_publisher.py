@@ -127,6 +127,46 @@ def write(path, data):
     os.rename(tmp, path)
 
 
+def wrong_service(env):
+    """A pubsub service that is not there (ejabberd, without s2s, answers
+    forbidden): the rows are parked with the server's words, shown in
+    `filerepo status`; once the daemon is pointed at the right service,
+    `filerepo republish` brings the repository out whole."""
+    repo = "ws" + uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="filerepo-ws-") as root:
+        with open(os.path.join(root, "x.txt"), "wb") as f:
+            f.write(b"waiting for a service\n")
+        extra = {"repositories": [{"name": repo, "path": root}],
+                 "indexer": {"settle_ms": 0, "content_store": "none"}}
+        with Daemon(env, extra=extra, pubsub="files-nobody." + env["XMPP_DOMAIN"]) as daemon:
+            sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
+            daemon.wait_log(r"catalog: connected")
+            wait_for("the rows parked", lambda: sql(
+                "SELECT 1 FROM outbox WHERE state = 'parked' AND action = 'publish_item'"))
+            rc, out, _ = cli(daemon, "status", "--json")
+            status = json.loads(out)
+            check(rc == 0 and [p["node"] for p in status["parked"]]
+                  == [repo, f"{repo}/x.txt", f"{repo}/x.txt"]
+                  and all("files-nobody" in p["error"] for p in status["parked"])
+                  and status["retrying"] == [], f"status with a missing service: {status}")
+            check(daemon.stop() == 0, "clean stop")
+            with open(daemon.config) as f:
+                text = f.read()
+            with open(daemon.config, "w") as f:
+                f.write(text.replace("files-nobody.", "pubsub."))
+            daemon.start()
+            rc, out, err = cli(daemon, "republish", repo)
+            check(rc == 0, f"republish: {err}")
+            wait_for("everything published", lambda: not sql(
+                "SELECT 1 FROM outbox WHERE state <> 'done'"), timeout=120)
+            alice = client(env, "alice")
+            items, _ = items_of(alice, env["XMPP_PUBSUB_JID"], f"{repo}/x.txt")
+            check([i.get("id") for i in items] == ["1"], "published after republish")
+            alice.close()
+            check(daemon.stop() == 0, "clean stop")
+    print("ok   a missing pubsub service: rows parked and shown; republish recovers")
+
+
 def main():
     env = load_services_env()
     service = env["XMPP_PUBSUB_JID"]
@@ -344,6 +384,7 @@ def main():
             for c in (alice, bob, carol):
                 c.close()
             check(daemon.stop() == 0, "clean stop")
+    wrong_service(env)
     print("ok")
 
 

@@ -181,10 +181,12 @@ static int repo_print_row(const struct catalog_repo_row *r, void *data)
     return 0;
 }
 
-/* Rows the publisher gave up on: what, where, and the service's words. */
+/* Rows the publisher gave up on (or is trying again): what, where, and
+ * the service's words. */
 static int parked_print_row(const struct catalog_parked_row *r, void *data)
 {
     struct repo_print *p = data;
+    bool parked = p->status; /* status doubles as "these are parked" here */
 
     if (p->json) {
         cJSON *o = cJSON_CreateObject();
@@ -195,14 +197,17 @@ static int parked_print_row(const struct catalog_parked_row *r, void *data)
         cJSON_AddStringToObject(o, "node", r->node);
         cJSON_AddNumberToObject(o, "attempts", r->attempts);
         cJSON_AddStringToObject(o, "error", r->error);
-        cJSON_AddStringToObject(o, "parked_at", r->when);
+        cJSON_AddStringToObject(o, parked ? "parked_at" : "next_attempt_at", r->when);
         fputs(p->count ? "," : "", stdout);
         json_print(o);
     } else {
-        if (p->count == 0)
+        if (p->count == 0 && parked)
             printf("\nparked (filerepo republish REPO queues a repository again):\n");
-        printf("  #%" PRId64 " %s %s %s, %s, after %d attempt%s:\n    %s\n", r->id, r->repo,
-               r->action, r->node, r->when, r->attempts, r->attempts == 1 ? "" : "s", r->error);
+        else if (p->count == 0)
+            printf("\nretrying:\n");
+        printf("  #%" PRId64 " %s %s %s, %s %s, after %d attempt%s:\n    %s\n", r->id, r->repo,
+               r->action, r->node, parked ? "parked" : "next attempt", r->when, r->attempts,
+               r->attempts == 1 ? "" : "s", r->error);
     }
     p->count++;
     return 0;
@@ -211,7 +216,7 @@ static int parked_print_row(const struct catalog_parked_row *r, void *data)
 static int repo_list(struct catalog *catalog, bool json, bool status, const char *verb)
 {
     struct repo_print p = { json, status, 0 };
-    struct repo_print parked = { json, status, 0 };
+    struct repo_print parked = { json, true, 0 }, retrying = { json, false, 0 };
     int error;
 
     if (json)
@@ -220,7 +225,11 @@ static int repo_list(struct catalog *catalog, bool json, bool status, const char
     if (json && status)
         fputs("],\"parked\":[", stdout);
     if (status && error == 0)
-        error = catalog_outbox_parked(catalog, 50, parked_print_row, &parked);
+        error = catalog_outbox_parked(catalog, true, 50, parked_print_row, &parked);
+    if (json && status)
+        fputs("],\"retrying\":[", stdout);
+    if (status && error == 0)
+        error = catalog_outbox_parked(catalog, false, 20, parked_print_row, &retrying);
     if (json)
         puts(status ? "]}" : "]");
     else if (p.count == 0)
