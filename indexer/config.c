@@ -32,6 +32,8 @@
 
 /* In the order of enum config_store_mode and enum config_digest's bits. */
 static const char *const config_store_modes[] = { "reflink", "copy", "hardlink", "none", NULL };
+/* Index 1 ("on") is true. */
+static const char *const config_off_on[] = { "off", "on", NULL };
 static const char *const config_digest_names[] = { "sha-256", "sha-1", "md5", "sha-512", "crc32",
                                                    NULL };
 
@@ -64,6 +66,9 @@ static const struct config_key config_keys[] = {
     { .name = "xmpp.pubsub", .type = CONFIG_DOMAIN, .offset = FIELD(xmpp_pubsub),
       .help = "the pubsub service the repositories are published to; default: pubsub. "
               "followed by the component's parent domain (pubsub.example.org)" },
+    { .name = "xmpp.change_feed", .type = CONFIG_CHOICE, .default_value = "on",
+      .choices = config_off_on, .offset = FIELD(xmpp_change_feed),
+      .help = "whether each repository gets a change-feed node REPO#changes: on or off" },
     { .name = "xmpp.reconnect_max_seconds", .type = CONFIG_INT,
       .default_value = "10", .min = 1, .max = 3600,
       .offset = FIELD(xmpp_reconnect_max_seconds),

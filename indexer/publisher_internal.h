@@ -59,6 +59,7 @@ struct publisher_op {
     bool collection;               /* a directory's node */
     bool root;                     /* the repository's root */
     bool whitelist;                /* access model */
+    bool feed_on;                  /* the repository's change feed is published */
     int attempts;                  /* failed attempts before this one */
     int64_t entry_id;              /* 0 when none */
     int64_t revision_id;           /* publish: the revision */

@@ -58,13 +58,13 @@ void publisher_op_free(struct publisher_op *op)
 
 /* ------------------------------------------------------------ steps */
 
+/* The configuration of the op's node, or of its repository's change feed
+ * (whose title is written into feed_title). */
 static void publisher_config_of(const struct publisher_op *op, bool feed,
-                                struct pubsub_node_config *c)
+                                struct pubsub_node_config *c, char *feed_title, size_t len)
 {
-    static char feed_title[512];
-
     if (feed) {
-        snprintf(feed_title, sizeof(feed_title), "%s: changes", op->title);
+        snprintf(feed_title, len, "%s: changes", op->title);
         *c = (struct pubsub_node_config){
             .collection = false, .parent = NULL, .title = feed_title,
             .description = "one item per new revision in the repository, with its path",
@@ -85,6 +85,7 @@ static xmpp_stanza_t *publisher_step_iq(struct publisher *p, struct publisher_op
     const char *to = p->config->xmpp_pubsub;
     const char *node = s->feed ? op->feed : op->node;
     struct pubsub_node_config config;
+    char feed_title[512];
     struct pubsub_affiliation *affiliations;
     xmpp_stanza_t *iq = NULL, *change;
     char feed_item[24];
@@ -92,11 +93,11 @@ static xmpp_stanza_t *publisher_step_iq(struct publisher *p, struct publisher_op
     snprintf(op->iq_id, sizeof(op->iq_id), "pub%" PRId64 "-%llu", op->id, ++p->iq_serial);
     switch (s->kind) {
     case STEP_CREATE:
-        publisher_config_of(op, s->feed, &config);
+        publisher_config_of(op, s->feed, &config, feed_title, sizeof(feed_title));
         iq = pubsub_create_iq(ctx, to, op->iq_id, node, &config);
         break;
     case STEP_CONFIGURE:
-        publisher_config_of(op, s->feed, &config);
+        publisher_config_of(op, s->feed, &config, feed_title, sizeof(feed_title));
         iq = pubsub_configure_iq(ctx, to, op->iq_id, node, &config);
         break;
     case STEP_AFFILIATIONS_GET:
@@ -172,6 +173,8 @@ static bool publisher_op_insert_step(struct publisher_op *op, enum publisher_ste
 
 static void publisher_op_plan(struct publisher_op *op, enum publisher_step_kind kind, bool feed)
 {
+    if (feed && !op->feed_on)
+        return; /* xmpp.change_feed off */
     if (op->steps_count < PUBLISHER_STEPS_MAX)
         op->steps[op->steps_count++] = (struct publisher_step){ kind, feed };
 }
@@ -441,6 +444,7 @@ int publisher_op_from_row(const struct catalog_outbox_row *row, void *data)
     op->id = row->id;
     op->attempts = row->attempts;
     op->root = *row->path == '\0';
+    op->feed_on = p->config->xmpp_change_feed != 0;
     op->collection = row->is_dir || op->root;
     op->whitelist = row->whitelist;
     op->entry_id = row->entry_id;

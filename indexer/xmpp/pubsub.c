@@ -133,8 +133,11 @@ static bool pubsub_add_config_form(xmpp_stanza_t *parent, const struct pubsub_no
         !pubsub_add_field(form, "pubsub#access_model", NULL, c->whitelist ? "whitelist" : "open"))
         return false;
     if (!c->collection) {
-        /* Every revision stays retrievable; notifications carry it whole. */
-        if (!pubsub_add_field(form, "pubsub#max_items", NULL, "max") ||
+        /* Every revision stays retrievable (unless the caller bounds it);
+         * notifications carry it whole. */
+        const char *max_items = c->max_items ? c->max_items : "max";
+
+        if (!pubsub_add_field(form, "pubsub#max_items", NULL, max_items) ||
             !pubsub_add_field(form, "pubsub#persist_items", NULL, "1") ||
             !pubsub_add_field(form, "pubsub#deliver_payloads", NULL, "1"))
             return false;

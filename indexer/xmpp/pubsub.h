@@ -39,6 +39,7 @@ struct pubsub_node_config {
     const char *title;        /* pubsub#title */
     const char *description;  /* pubsub#description */
     bool whitelist;           /* access model whitelist (else open) */
+    const char *max_items;    /* leaves: pubsub#max_items, NULL for "max" (keep all) */
 };
 
 /**

@@ -9,7 +9,8 @@ Sizes (environment): BENCH_ITEMS=5000 revision items, BENCH_WINDOW=32 IQs in
 flight for the raw loop (filerepod's own window), BENCH_SAMPLES=200
 latency samples, BENCH_RUNS=3.
 
-Throughput: 5,000 files are indexed and published once (nodes created);
+Throughput (with the change feed, and with xmpp.change_feed off): 5,000
+files are indexed and published once (nodes created);
 then, with the daemon away from XMPP, each is changed, so the outbox holds
 one publish_item row per file; the clock runs from the daemon's
 "publishing to" line to the last row done.  Each such row is two IQs (the
@@ -113,8 +114,9 @@ def restart(daemon, env, xmpp_port):
     return mark
 
 
-def daemon_throughput(env):
-    """Revision items per second drained by filerepod."""
+def daemon_throughput(env, feed=True):
+    """Revision items per second drained by filerepod (with or without its
+    change feed)."""
     repo = "bench" + uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="filerepo-bench-pub-") as root:
         for d in range(50):
@@ -122,7 +124,7 @@ def daemon_throughput(env):
         extra = {"repositories": [{"name": repo, "path": root}],
                  "indexer": {"settle_ms": 200, "content_store": "none"},
                  "log": {"level": "info"}}
-        with Daemon(env, extra=extra) as daemon:
+        with Daemon(env, extra=extra, change_feed="on" if feed else "off") as daemon:
             daemon.wait_log(r"publish: publishing to ")
             for i in range(ITEMS):
                 with open(os.path.join(root, f"d{i % 50:02d}", f"f{i:05d}"), "w") as f:
@@ -206,19 +208,21 @@ def pct(values, p):
 
 def main():
     env = load_services_env()
-    raw_items, raw_iqs, ours = [], [], []
+    raw_items, raw_iqs, ours, bare = [], [], [], []
     for run in range(RUNS):
         raw_items.append(raw_loop(env, ITEMS))
         raw_iqs.append(raw_loop(env, 2 * ITEMS))
         ours.append(daemon_throughput(env))
+        bare.append(daemon_throughput(env, feed=False))
         print(f"run {run + 1}: raw loop {raw_items[-1]:.0f} items/s ({raw_iqs[-1]:.0f} items/s "
               f"over {2 * ITEMS}), filerepod {ours[-1]:.0f} revision items/s "
-              f"({2 * ours[-1]:.0f} IQs/s)", flush=True)
+              f"({2 * ours[-1]:.0f} IQs/s), without the change feed {bare[-1]:.0f}/s", flush=True)
     r, o = statistics.median(raw_items), statistics.median(ours)
-    ri = statistics.median(raw_iqs)
+    ri, b = statistics.median(raw_iqs), statistics.median(bare)
     print(f"throughput (median of {RUNS}): raw loop {r:.0f} items/s; filerepod {o:.0f} revision "
           f"items/s = {100 * o / r:.0f}% of it; counting IQs (item + feed item per revision) "
-          f"{2 * o:.0f} IQs/s = {100 * 2 * o / ri:.0f}% of the raw loop's {ri:.0f} IQs/s")
+          f"{2 * o:.0f} IQs/s = {100 * 2 * o / ri:.0f}% of the raw loop's {ri:.0f} IQs/s; "
+          f"with xmpp.change_feed off {b:.0f} revision items/s = {100 * b / r:.0f}%")
     samples = latency(env)
     print(f"latency close() -> notification, settle 0, {len(samples)} samples: "
           f"p50 {pct(samples, 50):.1f} ms, p90 {pct(samples, 90):.1f} ms, "

@@ -167,6 +167,31 @@ def wrong_service(env):
     print("ok   a missing pubsub service: rows parked and shown; republish recovers")
 
 
+def no_feed(env):
+    """xmpp.change_feed off: the file's node gets its item, no feed node."""
+    repo = "nf" + uuid.uuid4().hex[:8]
+    service = env["XMPP_PUBSUB_JID"]
+    with tempfile.TemporaryDirectory(prefix="filerepo-nf-") as root:
+        with open(os.path.join(root, "y.txt"), "wb") as f:
+            f.write(b"no feed\n")
+        extra = {"repositories": [{"name": repo, "path": root}],
+                 "indexer": {"settle_ms": 0, "content_store": "none"}}
+        with Daemon(env, extra=extra, change_feed="off") as daemon:
+            sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
+            daemon.wait_log(r"catalog: connected")
+            wait_for("published", lambda: sql("SELECT 1 FROM outbox WHERE state = 'done'"
+                                              " AND action = 'publish_item'"))
+            check(not sql("SELECT 1 FROM outbox WHERE state <> 'done'"), "all done")
+            alice = client(env, "alice")
+            items, _ = items_of(alice, service, f"{repo}/y.txt")
+            check([i.get("id") for i in items] == ["1"], "the item is there")
+            r = iq(alice, service, f"<query xmlns='{NS['disco_info']}' node='{repo}#changes'/>")
+            check(error_condition(r) == "item-not-found", "no feed node")
+            alice.close()
+            check(daemon.stop() == 0, "clean stop")
+    print("ok   xmpp.change_feed off: no feed node")
+
+
 def main():
     env = load_services_env()
     service = env["XMPP_PUBSUB_JID"]
@@ -385,6 +410,7 @@ def main():
                 c.close()
             check(daemon.stop() == 0, "clean stop")
     wrong_service(env)
+    no_feed(env)
     print("ok")
 
 
