@@ -429,8 +429,9 @@ static char *publisher_strdup(const char *s, bool *failed)
     return copy;
 }
 
-/* Builds the op of one row; NULL when out of memory or the node id does
- * not fit (then the row is parked). */
+/* Builds the op of one row and plans its steps.  A row that cannot be
+ * published as it stands (a node id too long, a revision gone) is parked
+ * on the spot; one that needs no IQ (a withdrawn revision) is done. */
 int publisher_op_from_row(const struct catalog_outbox_row *row, void *data)
 {
     struct publisher *p = data;
