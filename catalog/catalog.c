@@ -186,11 +186,28 @@ int catalog_consume(struct catalog *catalog)
         catalog_disconnect(catalog);
         return FR_ECONN;
     }
-    /* Nothing listens for a particular channel yet; drain so the queue
-     * stays empty. */
-    while ((notify = PQnotifies(catalog->conn)) != NULL)
+    /* Only the publisher listens (one channel); counting is enough. */
+    while ((notify = PQnotifies(catalog->conn)) != NULL) {
+        catalog->notified++;
         PQfreemem(notify);
+    }
     return 0;
+}
+
+bool catalog_take_notified(struct catalog *catalog)
+{
+    PGnotify *notify;
+    bool notified;
+
+    /* Queries read notifications into libpq's queue too. */
+    while (catalog->conn && (notify = PQnotifies(catalog->conn)) != NULL) {
+        catalog->notified++;
+        PQfreemem(notify);
+    }
+    notified = catalog->notified > 0;
+
+    catalog->notified = 0;
+    return notified;
 }
 
 /* Keeps res when its status is `expect`; else records why, frees it, and

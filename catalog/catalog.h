@@ -92,6 +92,12 @@ int catalog_schema_version(struct catalog *catalog, int *version);
 /** Returns the highest schema version this binary carries. */
 int catalog_schema_version_known(void);
 
+/**
+ * Returns whether notifications arrived (through catalog_consume()) since
+ * the last call, and forgets them.
+ */
+bool catalog_take_notified(struct catalog *catalog);
+
 /** Returns the text of the last failure (never NULL; "" when none). */
 const char *catalog_last_error(const struct catalog *catalog);
 

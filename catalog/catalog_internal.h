@@ -20,6 +20,7 @@ struct catalog {
     PGconn *conn;     /* NULL while not connected */
     unsigned prepared; /* bit per enum catalog_statement prepared on conn */
     char error[512];  /* last failure, for the caller to log */
+    unsigned notified; /* notifications received since catalog_take_notified() */
 };
 
 /** Records the text of a failure (printf-style) as the last error. */

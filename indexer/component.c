@@ -49,6 +49,8 @@ struct component {
     uint64_t lost_at_ms;          /* when the stream was last lost, 0: never */
     struct backoff backoff;       /* delays between attempts */
     unsigned attempts;            /* failed attempts since the last success */
+    void (*listener)(void *data, xmpp_conn_t *conn); /* told of connect and loss */
+    void *listener_data;          /* its argument */
 };
 
 /* libstrophe's socket-option callback carries no user data; the component
@@ -154,6 +156,13 @@ int component_new(struct component **out, const struct config *config, struct se
     return 0;
 }
 
+void component_set_listener(struct component *component,
+                            void (*fn)(void *data, xmpp_conn_t *conn), void *data)
+{
+    component->listener = fn;
+    component->listener_data = data;
+}
+
 void component_free(struct component *component)
 {
     if (!component)
@@ -207,11 +216,16 @@ static void component_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
         backoff_reset(&component->backoff);
         service_attach(component->service, conn);
         component_enter_state(component, COMPONENT_CONNECTED);
+        if (component->listener)
+            component->listener(component->listener_data, conn);
         return;
     }
 
     /* XMPP_CONN_DISCONNECT, XMPP_CONN_FAIL: the stream is gone. */
     component->fd = -1;
+    if (component->listener &&
+        (component->state == COMPONENT_CONNECTED || component->state == COMPONENT_STOPPING))
+        component->listener(component->listener_data, NULL);
     if (component->state == COMPONENT_STOPPING) {
         log_info("xmpp", "disconnected");
         component_enter_state(component, COMPONENT_STOPPED);

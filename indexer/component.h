@@ -26,6 +26,14 @@ struct component;
  */
 int component_new(struct component **out, const struct config *config, struct service *service);
 
+/**
+ * Sets who is told that the stream came up (fn(data, conn): register
+ * handlers on conn) or went down (fn(data, NULL)); one listener, replaced
+ * by a later call.
+ */
+void component_set_listener(struct component *component,
+                            void (*fn)(void *data, xmpp_conn_t *conn), void *data);
+
 /** Frees the component and its libstrophe context; NULL is fine. */
 void component_free(struct component *component);
 

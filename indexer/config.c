@@ -32,6 +32,8 @@
 
 /* In the order of enum config_store_mode and enum config_digest's bits. */
 static const char *const config_store_modes[] = { "reflink", "copy", "hardlink", "none", NULL };
+/* Index 1 ("on") is true. */
+static const char *const config_off_on[] = { "off", "on", NULL };
 static const char *const config_digest_names[] = { "sha-256", "sha-1", "md5", "sha-512", "crc32",
                                                    NULL };
 
@@ -61,6 +63,12 @@ static const struct config_key config_keys[] = {
     { .name = "xmpp.name", .type = CONFIG_STRING, .default_value = "filerepo",
       .offset = FIELD(xmpp_name),
       .help = "name shown in the daemon's disco#info identity" },
+    { .name = "xmpp.pubsub", .type = CONFIG_DOMAIN, .offset = FIELD(xmpp_pubsub),
+      .help = "the pubsub service the repositories are published to; default: pubsub. "
+              "followed by the component's parent domain (pubsub.example.org)" },
+    { .name = "xmpp.change_feed", .type = CONFIG_CHOICE, .default_value = "on",
+      .choices = config_off_on, .offset = FIELD(xmpp_change_feed),
+      .help = "whether each repository gets a change-feed node REPO#changes: on or off" },
     { .name = "xmpp.reconnect_max_seconds", .type = CONFIG_INT,
       .default_value = "10", .min = 1, .max = 3600,
       .offset = FIELD(xmpp_reconnect_max_seconds),
@@ -279,6 +287,20 @@ int config_load(struct config **out, char **errors, const char *path,
     return error;
 }
 
+/* files.example.org -> pubsub.example.org; a one-label domain gets
+ * "pubsub." in front. */
+static int config_pubsub_derive(struct config *config)
+{
+    const char *dot = strchr(config->xmpp_component, '.');
+    const char *parent = dot ? dot + 1 : config->xmpp_component;
+
+    if (asprintf(&config->xmpp_pubsub, "pubsub.%s", parent) < 0) {
+        config->xmpp_pubsub = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int config_parse(struct config **out, char **errors, const char *name, const char *data,
                  size_t len, enum config_purpose purpose)
 {
@@ -347,9 +369,13 @@ int config_parse(struct config **out, char **errors, const char *name, const cha
         }
         else if (!item && key->required)
             config_error(&errs, key->name, "required, and missing");
+        else if (!item && key->offset == FIELD(xmpp_pubsub))
+            continue; /* derived from xmpp.component below */
         else
             config_apply(config, &errs, key, item);
     }
+    if (errs.count == 0 && !config->xmpp_pubsub && config_pubsub_derive(config) != 0)
+        config_error(&errs, "xmpp.pubsub", "out of memory");
     if (errs.count == 0)
         error = 0;
 
@@ -386,6 +412,7 @@ void config_free(struct config *config)
     free(config->xmpp_component);
     config_wipe_free(config->xmpp_secret);
     free(config->xmpp_name);
+    free(config->xmpp_pubsub);
     free(config->state_dir);
     config_repositories_free(config);
     config_strings_clear(&config->ignore);

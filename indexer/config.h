@@ -70,6 +70,8 @@ struct config {
     char *xmpp_component;           /* the daemon's JID, a domain */
     char *xmpp_secret;              /* secret: the component handshake password */
     char *xmpp_name;                /* disco identity name */
+    char *xmpp_pubsub;              /* the pubsub service published to */
+    int xmpp_change_feed;           /* publish a change feed per repository (1) or not (0) */
     int xmpp_reconnect_max_seconds; /* cap of the reconnect back-off */
 
     char *state_dir;                /* git repositories and content store */

@@ -15,6 +15,7 @@
 #include "indexer.h"
 #include "keeper.h"
 #include "log.h"
+#include "publisher.h"
 #include "service.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@ struct daemon {
     struct service *service;       /* owned */
     struct component *component;   /* owned */
     struct indexer *indexer;       /* owned */
+    struct publisher *publisher;   /* owned: the outbox to pubsub */
     int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
     bool stopping;                 /* a stop was asked for */
     uint64_t stop_deadline_ms;     /* give up on a clean XMPP close then */
@@ -103,7 +105,7 @@ static int daemon_state_dir_prepare(const struct config *config)
 static int daemon_timeout(struct daemon *d, uint64_t now)
 {
     int t[] = { component_timeout_ms(d->component, now), keeper_timeout_ms(d->keeper, now),
-                indexer_timeout_ms(d->indexer, now) };
+                indexer_timeout_ms(d->indexer, now), publisher_timeout_ms(d->publisher, now) };
     int a = -1;
 
     for (size_t i = 0; i < sizeof(t) / sizeof(*t); i++)
@@ -127,10 +129,12 @@ int daemon_run(const struct config *config)
     if (catalog_new(&d.catalog, config->db_conninfo, config->db_password) != 0 ||
         keeper_new(&d.keeper, d.catalog, config->db_reconnect_max_seconds) != 0 ||
         service_new(&d.service, config->xmpp_name) != 0 ||
-        component_new(&d.component, config, d.service) != 0) {
+        component_new(&d.component, config, d.service) != 0 ||
+        publisher_new(&d.publisher, config) != 0) {
         log_error("daemon", "out of memory");
         goto done;
     }
+    component_set_listener(d.component, publisher_on_stream, d.publisher);
     if (indexer_new(&d.indexer, config) != 0)
         goto done;
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
@@ -140,11 +144,12 @@ int daemon_run(const struct config *config)
      * down at start, and disco#info needs no catalog. */
     while (!keeper_is_fatal(d.keeper)) {
         uint64_t now = clock_now_ms();
-        struct pollfd fds[5];
-        short cat_events = 0, xmpp_events = 0;
+        struct pollfd fds[6];
+        short cat_events = 0, xmpp_events = 0, pub_events = 0;
         int cat_fd = keeper_fd(d.keeper, &cat_events);
         int xmpp_fd = component_fd(d.component, &xmpp_events);
-        int cat_slot = -1;
+        int pub_fd = publisher_fd(d.publisher, &pub_events);
+        int cat_slot = -1, pub_slot = -1;
         nfds_t n = 0, ix_first;
 
         if (d.stopping && (component_is_stopped(d.component) || now >= d.stop_deadline_ms))
@@ -157,6 +162,10 @@ int daemon_run(const struct config *config)
         }
         if (xmpp_fd >= 0)
             fds[n++] = (struct pollfd){ .fd = xmpp_fd, .events = xmpp_events };
+        if (pub_fd >= 0) {
+            pub_slot = (int)n;
+            fds[n++] = (struct pollfd){ .fd = pub_fd, .events = pub_events };
+        }
         ix_first = n;
         n += indexer_pollfds(d.indexer, fds + n, sizeof(fds) / sizeof(*fds) - n);
 
@@ -172,6 +181,7 @@ int daemon_run(const struct config *config)
             if (keeper_take_connected(d.keeper))
                 indexer_start(d.indexer, d.catalog);
             indexer_run(d.indexer, fds + ix_first, n - ix_first, now);
+            publisher_run(d.publisher, pub_slot >= 0 ? fds[pub_slot].revents : 0, now);
         }
         if (!keeper_is_fatal(d.keeper))
             component_run(d.component, now);
@@ -180,12 +190,14 @@ int daemon_run(const struct config *config)
         log_error("daemon", "cannot go on; stopping");
         goto done;
     }
+    publisher_flush(d.publisher);
     log_info("daemon", "stopped");
     error = 0;
 
 done:
     indexer_free(d.indexer);
     component_free(d.component);
+    publisher_free(d.publisher);
     service_free(d.service);
     keeper_free(d.keeper);
     catalog_free(d.catalog);

@@ -1,16 +1,32 @@
 #!/bin/bash
-# Runs filerepo's benchmarks (tests/bench) against the peers measured in the
-# same run, on private services it starts and stops.  Not a test: prints
-# medians and ratios.  Sizes: see tests/bench/bench_indexer.py.
+# Runs filerepo's benchmarks (tests/bench/bench_*.py) against the peers
+# measured in the same run, on private services it starts and stops.  Not a
+# test: prints medians and ratios.
+# Usage: tools/bench.sh [indexer|publisher|query ...]   (default: all)
+# Sizes: see each tests/bench/bench_*.py.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd -P)
 dir=${FILEREPO_BENCH_SERVICES:-/tmp/filerepo-bench-services}
+which=("$@")
+if [ ${#which[@]} -eq 0 ]; then
+    which=()
+    for f in "$src"/tests/bench/bench_*.py; do
+        b=${f##*/bench_}
+        which+=("${b%.py}")
+    done
+fi
+for b in "${which[@]}"; do
+    [ -f "$src/tests/bench/bench_$b.py" ] || { echo "bench: no benchmark \"$b\"" >&2; exit 64; }
+done
 "$src/tools/deps.sh"
 cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$src/build" -j"$(nproc)" >/dev/null
 "$src/tools/services.sh" start "$dir" >/dev/null
 trap '"$src/tools/services.sh" stop "$dir" >/dev/null' EXIT
-FILEREPO_SERVICES_DIR=$dir FILEREPO_SOURCE_DIR=$src FILEREPOD=$src/build/filerepod \
-FILEREPO=$src/build/filerepo PYTHONDONTWRITEBYTECODE=1 \
-    /usr/bin/python3 "$src/tests/bench/bench_indexer.py"
+for b in "${which[@]}"; do
+    echo "== benchmark: $b"
+    FILEREPO_SERVICES_DIR=$dir FILEREPO_SOURCE_DIR=$src FILEREPOD=$src/build/filerepod \
+    FILEREPO=$src/build/filerepo PYTHONDONTWRITEBYTECODE=1 \
+        /usr/bin/python3 "$src/tests/bench/bench_$b.py"
+done

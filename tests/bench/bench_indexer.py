@@ -2,7 +2,7 @@
 git commit, catalog) against the tools a person would otherwise use, on the
 same files, in the same run.  Prints medians and ratios; asserts nothing.
 
-    tools/bench.sh                      (starts the services, runs this)
+    tools/bench.sh indexer              (starts the services, runs this)
 
 Sizes (environment): BENCH_ARCHIVES=100 archives of BENCH_ARCHIVE_MB=20 MB
 of random bytes; BENCH_SMALL=100000 small files; BENCH_RUNS=3.  All peers

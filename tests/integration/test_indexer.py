@@ -277,7 +277,11 @@ def test_cli(repo):
     rc, out, _ = cli("status", "--json")
     status = json.loads(out)["repositories"][0]
     check(rc == 0 and status["files"] == files and len(status["last_commit"]) == 40
-          and status["indexing"] is None and status["outbox_pending"] > 0, f"status: {status}")
+          and status["indexing"] is None and isinstance(status["outbox_pending"], int)
+          and isinstance(status["outbox_parked"], int), f"status: {status}")
+    # Every revision was handed to the publisher (which may be done with it).
+    check(int(repo.sql("SELECT count(*) FROM outbox WHERE action = 'publish_item'")[0])
+          == int(repo.sql("SELECT count(*) FROM revision")[0]), "a publish row per revision")
     rc, out, _ = cli("status")
     check(rc == 0 and "indexing:   idle" in out, f"status: {out}")
     print(out)

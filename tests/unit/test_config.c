@@ -108,6 +108,9 @@ static void test_config__minimal_gets_defaults(void **state)
     assert_string_equal(c->xmpp_host, "127.0.0.1");
     assert_int_equal(c->xmpp_port, 5347);
     assert_string_equal(c->xmpp_name, "filerepo");
+    /* The pubsub service sits beside the component by default. */
+    assert_string_equal(c->xmpp_pubsub, "pubsub.example.org");
+    assert_int_equal(c->xmpp_change_feed, 1);
     assert_string_equal(c->db_conninfo, "dbname=filerepo");
     assert_null(c->db_password);
     assert_string_equal(c->state_dir, "/var/lib/filerepo");
@@ -126,7 +129,8 @@ static void test_config__full_with_comments(void **state)
         "  \"database\": {\"conninfo\": \"host=/run/pg dbname=cat\", // trailing\n"
         "               \"reconnect_max_seconds\": 3},\n"
         "  \"xmpp\": {\"host\": \"::1\", \"port\": 5348, \"component\": \"f.example\",\n"
-        "           \"secret_file\": \"%s\", \"name\": \"Releases // not a comment\"},\n"
+        "           \"secret_file\": \"%s\", \"name\": \"Releases // not a comment\",\n"
+        "           \"pubsub\": \"ps.example.net\", \"change_feed\": \"off\"},\n"
         "  \"state_dir\": \"/srv/filerepo\",\n"
         "  \"log\": {\"level\": \"debug\"}\n"
         "}\n"), CONFIG_FOR_DAEMON);
@@ -136,6 +140,8 @@ static void test_config__full_with_comments(void **state)
     assert_string_equal(c->xmpp_host, "::1");
     assert_int_equal(c->xmpp_port, 5348);
     assert_string_equal(c->xmpp_name, "Releases // not a comment");
+    assert_string_equal(c->xmpp_pubsub, "ps.example.net");
+    assert_int_equal(c->xmpp_change_feed, 0);
     assert_string_equal(c->state_dir, "/srv/filerepo");
     assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
     config_free(c);

@@ -5,6 +5,7 @@
  * directory never sits in memory whole).
  */
 #include "commands.h"
+#include "outbox.h"
 #include "query.h"
 
 #include <cjson/cJSON.h>
@@ -180,14 +181,55 @@ static int repo_print_row(const struct catalog_repo_row *r, void *data)
     return 0;
 }
 
+/* Rows the publisher gave up on (or is trying again): what, where, and
+ * the service's words. */
+static int parked_print_row(const struct catalog_parked_row *r, void *data)
+{
+    struct repo_print *p = data;
+    bool parked = p->status; /* status doubles as "these are parked" here */
+
+    if (p->json) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(o, "id", (double)r->id);
+        cJSON_AddStringToObject(o, "repository", r->repo);
+        cJSON_AddStringToObject(o, "action", r->action);
+        cJSON_AddStringToObject(o, "node", r->node);
+        cJSON_AddNumberToObject(o, "attempts", r->attempts);
+        cJSON_AddStringToObject(o, "error", r->error);
+        cJSON_AddStringToObject(o, parked ? "parked_at" : "next_attempt_at", r->when);
+        fputs(p->count ? "," : "", stdout);
+        json_print(o);
+    } else {
+        if (p->count == 0 && parked)
+            printf("\nparked (filerepo republish REPO queues a repository again):\n");
+        else if (p->count == 0)
+            printf("\nretrying:\n");
+        printf("  #%" PRId64 " %s %s %s, %s %s, after %d attempt%s:\n    %s\n", r->id, r->repo,
+               r->action, r->node, parked ? "parked" : "next attempt", r->when, r->attempts,
+               r->attempts == 1 ? "" : "s", r->error);
+    }
+    p->count++;
+    return 0;
+}
+
 static int repo_list(struct catalog *catalog, bool json, bool status, const char *verb)
 {
     struct repo_print p = { json, status, 0 };
+    struct repo_print parked = { json, true, 0 }, retrying = { json, false, 0 };
     int error;
 
     if (json)
         fputs(status ? "{\"repositories\":[" : "[", stdout);
     error = catalog_repo_list(catalog, repo_print_row, &p);
+    if (json && status)
+        fputs("],\"parked\":[", stdout);
+    if (status && error == 0)
+        error = catalog_outbox_parked(catalog, true, 50, parked_print_row, &parked);
+    if (json && status)
+        fputs("],\"retrying\":[", stdout);
+    if (status && error == 0)
+        error = catalog_outbox_parked(catalog, false, 20, parked_print_row, &retrying);
     if (json)
         puts(status ? "]}" : "]");
     else if (p.count == 0)
@@ -306,4 +348,126 @@ int cmd_log(struct catalog *catalog, int argc, char **argv, bool json)
     if (json)
         puts("]");
     return error ? fail(catalog, "log", error, argv[0]) : 0;
+}
+
+/* ------------------------------------------------------------ acl, revision, republish */
+
+static int acl_print_row(const struct catalog_acl_row *r, void *data)
+{
+    struct list_print *p = data;
+
+    if (p->json) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "jid", r->jid);
+        cJSON_AddStringToObject(o, "role", r->role);
+        fputs(p->count ? "," : "", stdout);
+        json_print(o);
+    } else {
+        printf("%-10s %s\n", r->role, r->jid);
+    }
+    p->count++;
+    return 0;
+}
+
+int cmd_acl(struct catalog *catalog, int argc, char **argv, bool json)
+{
+    bool grant, changed = false;
+    int error;
+
+    if (argc == 2 && strcmp(argv[0], "list") == 0) {
+        struct list_print p = { json, 0 };
+
+        if (json)
+            fputs("[", stdout);
+        error = catalog_acl_list(catalog, argv[1], acl_print_row, &p);
+        if (json)
+            puts("]");
+        else if (error == 0 && p.count == 0)
+            puts("no access list entries");
+        return error ? fail(catalog, "acl list", error, argv[1]) : 0;
+    }
+    if (argc != 4 || (strcmp(argv[0], "grant") != 0 && strcmp(argv[0], "revoke") != 0))
+        return EX_USAGE;
+    grant = strcmp(argv[0], "grant") == 0;
+    error = catalog_acl_set(catalog, argv[1], argv[2], argv[3], grant, &changed);
+    if (error == FR_EINVAL) {
+        fprintf(stderr, "filerepo: acl %s: %s\n", argv[0], catalog_last_error(catalog));
+        return EX_DATAERR;
+    }
+    if (error)
+        return fail(catalog, "acl", error, argv[1]);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "repository", argv[1]);
+        cJSON_AddStringToObject(o, "jid", argv[2]);
+        cJSON_AddStringToObject(o, "role", argv[3]);
+        cJSON_AddBoolToObject(o, "granted", grant);
+        cJSON_AddBoolToObject(o, "changed", changed);
+        json_print(o);
+        putchar('\n');
+    } else if (!changed)
+        printf("%s %s %s of %s already\n", argv[2], grant ? "is" : "is not", argv[3], argv[1]);
+    else
+        printf("%s %s %s of %s; the daemon updates the affiliations of every node\n", argv[2],
+               grant ? "is now" : "is no longer", argv[3], argv[1]);
+    return 0;
+}
+
+int cmd_revision(struct catalog *catalog, int argc, char **argv, bool json)
+{
+    const char *repo, *path;
+    char buf[4096], *end;
+    bool changed = false;
+    long number;
+    int error;
+
+    if (argc != 3 || strcmp(argv[0], "withdraw") != 0 ||
+        split_target(argv[1], buf, sizeof(buf), &repo, &path) != 0 || !*path)
+        return EX_USAGE;
+    number = strtol(argv[2], &end, 10);
+    if (*end || end == argv[2] || number < 1 || number > 2147483647L)
+        return EX_USAGE;
+    error = catalog_revision_withdraw(catalog, repo, path, (int)number, &changed);
+    if (error == FR_ENOTFOUND) {
+        fprintf(stderr, "filerepo: revision withdraw: no revision %ld of %s\n", number, argv[1]);
+        return EX_NOINPUT;
+    }
+    if (error)
+        return fail(catalog, "revision withdraw", error, argv[1]);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "path", argv[1]);
+        cJSON_AddNumberToObject(o, "revision", (double)number);
+        cJSON_AddBoolToObject(o, "changed", changed);
+        json_print(o);
+        putchar('\n');
+    } else
+        printf(changed ? "revision %ld of %s withdrawn; its item will be retracted\n"
+                       : "revision %ld of %s was withdrawn already\n", number, argv[1]);
+    return 0;
+}
+
+int cmd_republish(struct catalog *catalog, int argc, char **argv, bool json)
+{
+    int64_t rows = 0;
+    int error;
+
+    if (argc != 1)
+        return EX_USAGE;
+    error = catalog_republish(catalog, argv[0], &rows);
+    if (error)
+        return fail(catalog, "republish", error, argv[0]);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "repository", argv[0]);
+        cJSON_AddNumberToObject(o, "queued", (double)rows);
+        json_print(o);
+        putchar('\n');
+    } else
+        printf("%s: %" PRId64 " nodes and items queued for publishing\n", argv[0], rows);
+    return 0;
 }

@@ -18,5 +18,15 @@ int cmd_repo(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_ls(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_log(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_status(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_acl(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_revision(struct catalog *catalog, int argc, char **argv, bool json);
+int cmd_republish(struct catalog *catalog, int argc, char **argv, bool json);
+
+/** `subscribe`: speaks XMPP as a user; the catalog is NULL. */
+int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json);
+
+/** The subscribe verb's options (NULL / 0: not given). */
+void subscribe_set_options(const char *jid, const char *password_file, const char *server,
+                           long count);
 
 #endif

@@ -24,13 +24,22 @@ static const struct {
     int (*run)(struct catalog *, int, char **, bool); /* its implementation */
     const char *usage;  /* its arguments */
     const char *help;   /* one line */
+    bool no_catalog;    /* speaks XMPP only: the catalog is not opened */
 } verbs[] = {
-    { "status", cmd_status, "", "repositories, files, last change, publishing backlog, indexing" },
-    { "repo", cmd_repo, "list", "the repositories" },
-    { "ls", cmd_ls, "REPO[/PATH]", "a directory's entries, or one file" },
-    { "log", cmd_log, "REPO/PATH", "a file's revisions, newest first" },
-    { "migrate", cmd_migrate, "", "apply the catalog schema migrations this filerepo carries" },
-    { "schema", cmd_schema, "", "the catalog's schema version and this filerepo's" },
+    { "status", cmd_status, "",
+      "repositories, files, last change, publishing backlog and parked rows, indexing", false },
+    { "repo", cmd_repo, "list", "the repositories", false },
+    { "ls", cmd_ls, "REPO[/PATH]", "a directory's entries, or one file", false },
+    { "log", cmd_log, "REPO/PATH", "a file's revisions, newest first", false },
+    { "acl", cmd_acl, "grant|revoke REPO JID ROLE | list REPO",
+      "who may do what (roles: owner, publisher, member)", false },
+    { "revision", cmd_revision, "withdraw REPO/PATH N", "retract a published revision", false },
+    { "republish", cmd_republish, "REPO", "publish a repository's nodes and items again", false },
+    { "subscribe", cmd_subscribe, "SERVICE NODE",
+      "follow a pubsub node as a user: one line per new item", true },
+    { "migrate", cmd_migrate, "",
+      "apply the catalog schema migrations this filerepo carries", false },
+    { "schema", cmd_schema, "", "the catalog's schema version and this filerepo's", false },
 };
 
 static void usage(FILE *out)
@@ -42,7 +51,13 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config FILE  filerepod's configuration (default $FILEREPO_CONFIG,\n"
             "                     then %s)\n"
-            "      --json         print JSON\n",
+            "      --json         print JSON\n"
+            "\n"
+            "subscribe:\n"
+            "      --jid JID              the account (default $FILEREPO_JID)\n"
+            "      --password-file FILE   its password (default $FILEREPO_PASSWORD)\n"
+            "      --server HOST[:PORT]   connect there instead of the JID's domain\n"
+            "      --count N              stop after N notifications\n",
             FILEREPO_DEFAULT_CONFIG);
 }
 
@@ -83,6 +98,10 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
+        { "jid", required_argument, NULL, 'J' },
+        { "password-file", required_argument, NULL, 'P' },
+        { "server", required_argument, NULL, 'S' },
+        { "count", required_argument, NULL, 'N' },
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = getenv("FILEREPO_CONFIG");
@@ -91,6 +110,9 @@ int main(int argc, char **argv)
     int nargs = 0, opt, status;
     size_t verb = 0;
     bool json = false;
+    const char *jid = NULL, *password_file = NULL, *server = NULL;
+    long count = 0;
+    char *end;
 
     log_set_program("filerepo");
     if (!config_path || !*config_path)
@@ -112,6 +134,22 @@ int main(int argc, char **argv)
             break;
         case 'j':
             json = true;
+            break;
+        case 'J':
+            jid = optarg;
+            break;
+        case 'P':
+            password_file = optarg;
+            break;
+        case 'S':
+            server = optarg;
+            break;
+        case 'N':
+            count = strtol(optarg, &end, 10);
+            if (*end || count < 1) {
+                fprintf(stderr, "filerepo: --count wants a positive number\n");
+                return EX_USAGE;
+            }
             break;
         case 'V':
             printf("filerepo %s\n", FILEREPO_VERSION);
@@ -137,9 +175,12 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
-    status = open_catalog(&catalog, config_path);
-    if (status != 0)
-        return status;
+    subscribe_set_options(jid, password_file, server, count);
+    if (!verbs[verb].no_catalog) {
+        status = open_catalog(&catalog, config_path);
+        if (status != 0)
+            return status;
+    }
     status = verbs[verb].run(catalog, nargs - 1, args + 1, json);
     if (status == EX_USAGE)
         fprintf(stderr, "usage: filerepo %s %s\n", verbs[verb].name, verbs[verb].usage);

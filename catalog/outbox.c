@@ -1,0 +1,263 @@
+/*
+ * outbox.c - SQL of publishing: handing out outbox rows in order and
+ * recording their outcome.  The admin changes that queue rows are in
+ * outbox_admin.c.
+ */
+#include "catalog_internal.h"
+#include "index.h"
+#include "outbox.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void outbox_int64_text(char *out, size_t len, int64_t v)
+{
+    snprintf(out, len, "%" PRId64, v);
+}
+
+static const char *outbox_value(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+int catalog_outbox_listen(struct catalog *catalog)
+{
+    return catalog_command(catalog, "LISTEN " CATALOG_OUTBOX_CHANNEL);
+}
+
+/* base64 without the line breaks encode() puts every 76 characters. */
+#define OUTBOX_B64(col) "replace(encode(" col ", 'base64'), E'\\n', '')"
+
+int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t skip_count,
+                         int limit, int (*fn)(const struct catalog_outbox_row *row, void *data),
+                         void *data, bool *more, int *retry_in_ms)
+{
+    char *skip_text = malloc(skip_count * 24 + 3);
+    char limit_text[16];
+    const char *params[2];
+    PGresult *res = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    *more = false;
+    *retry_in_ms = -1;
+    if (!skip_text) {
+        catalog_set_error(catalog, "out of memory");
+        return FR_ENOMEM;
+    }
+    skip_text[len++] = '{';
+    for (size_t i = 0; i < skip_count; i++)
+        len += (size_t)sprintf(skip_text + len, "%s%" PRId64, i ? "," : "", skip[i]);
+    skip_text[len++] = '}';
+    skip_text[len] = '\0';
+    snprintf(limit_text, sizeof(limit_text), "%d", limit);
+    params[0] = skip_text;
+    params[1] = limit_text;
+
+    res = catalog_query(catalog,
+        "SELECT o.id, o.action, o.node, o.attempts, o.payload ? 'expanded',"
+        "  r.name, r.access = 'whitelist', r.title, r.description,"
+        "  coalesce(o.payload->>'path', e.path, ''), coalesce(e.name, ''),"
+        "  coalesce(e.kind = 'directory', o.payload->>'kind' = 'directory', true),"
+        "  coalesce(o.entry_id, 0), coalesce(o.revision_id, 0),"
+        "  coalesce(v.number, (o.payload->>'revision')::int, 0), v.withdrawn_at IS NOT NULL,"
+        "  coalesce(v.size, 0),"
+        "  to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        "  v.mime, v.description,"
+        "  encode(v.sha256, 'hex'), encode(v.sha1, 'hex'), encode(v.md5, 'hex'),"
+        "  encode(v.sha512, 'hex'), lpad(to_hex(v.crc32), 8, '0'),"
+        "  " OUTBOX_B64("v.sha256") ", " OUTBOX_B64("v.sha1") ", " OUTBOX_B64("v.sha512") ","
+        "  (SELECT string_agg(a.role || ' ' || a.jid, E'\\n' ORDER BY a.jid, a.role)"
+        "     FROM acl a WHERE a.repository_id = r.id)"
+        " FROM outbox o JOIN repository r ON r.id = o.repository_id"
+        " LEFT JOIN entry e ON e.id = o.entry_id"
+        " LEFT JOIN revision v ON v.id = o.revision_id"
+        " WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
+        "   AND o.id <> ALL ($1::bigint[])"
+        "   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.node = o.node"
+        "     AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > now())"
+        " ORDER BY o.id LIMIT $2::int",
+        2, params, PGRES_TUPLES_OK);
+    free(skip_text);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    *more = PQntuples(res) >= limit;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        const struct catalog_outbox_row row = {
+            .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+            .action = PQgetvalue(res, i, 1),
+            .node = PQgetvalue(res, i, 2),
+            .attempts = atoi(PQgetvalue(res, i, 3)),
+            .expanded = PQgetvalue(res, i, 4)[0] == 't',
+            .repo = PQgetvalue(res, i, 5),
+            .whitelist = PQgetvalue(res, i, 6)[0] == 't',
+            .repo_title = PQgetvalue(res, i, 7),
+            .repo_description = PQgetvalue(res, i, 8),
+            .path = PQgetvalue(res, i, 9),
+            .name = PQgetvalue(res, i, 10),
+            .is_dir = PQgetvalue(res, i, 11)[0] == 't',
+            .entry_id = strtoll(PQgetvalue(res, i, 12), NULL, 10),
+            .revision_id = strtoll(PQgetvalue(res, i, 13), NULL, 10),
+            .revision = atoi(PQgetvalue(res, i, 14)),
+            .withdrawn = PQgetvalue(res, i, 15)[0] == 't',
+            .size = strtoll(PQgetvalue(res, i, 16), NULL, 10),
+            .modified = outbox_value(res, i, 17),
+            .mime = outbox_value(res, i, 18),
+            .description = outbox_value(res, i, 19),
+            .sha256_hex = outbox_value(res, i, 20),
+            .sha1_hex = outbox_value(res, i, 21),
+            .md5_hex = outbox_value(res, i, 22),
+            .sha512_hex = outbox_value(res, i, 23),
+            .crc32_hex = outbox_value(res, i, 24),
+            .sha256_b64 = outbox_value(res, i, 25),
+            .sha1_b64 = outbox_value(res, i, 26),
+            .sha512_b64 = outbox_value(res, i, 27),
+            .acl = outbox_value(res, i, 28) ? outbox_value(res, i, 28) : "",
+        };
+        rc = fn(&row, data);
+    }
+    PQclear(res);
+    if (rc != 0)
+        return rc;
+
+    res = catalog_exec(catalog,
+                       "SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)"
+                       " FROM outbox WHERE state = 'pending' AND next_attempt_at > now()",
+                       PGRES_TUPLES_OK);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    if (!PQgetisnull(res, 0, 0)) {
+        double ms = strtod(PQgetvalue(res, 0, 0), NULL);
+
+        *retry_in_ms = ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int catalog_outbox_finish(struct catalog *catalog, const struct catalog_outbox_done *done,
+                          size_t count)
+{
+    char id[24], entry[24];
+    int error;
+
+    if (count == 0)
+        return 0;
+    if ((error = catalog_command(catalog, "BEGIN")) != 0)
+        return error;
+    for (size_t i = 0; i < count; i++) {
+        const char *params[] = { id, entry, done[i].node };
+        PGresult *res;
+
+        outbox_int64_text(id, sizeof(id), done[i].id);
+        outbox_int64_text(entry, sizeof(entry), done[i].entry_id);
+        res = catalog_query(catalog,
+                            "UPDATE outbox SET state = 'done', done_at = now(), last_error = NULL"
+                            " WHERE id = $1",
+                            1, params, PGRES_COMMAND_OK);
+        if (!res)
+            goto fail;
+        PQclear(res);
+        if (done[i].entry_id == 0 || done[i].effect == CATALOG_OUTBOX_NONE)
+            continue;
+        if (done[i].effect == CATALOG_OUTBOX_CREATED) {
+            /* A node id held by an entry whose node is gone is freed first. */
+            res = catalog_query(catalog,
+                                "WITH freed AS (UPDATE entry SET pubsub_node = NULL"
+                                "   WHERE pubsub_node = $2 AND id <> $1::bigint RETURNING id)"
+                                " UPDATE entry SET pubsub_node = $2 WHERE id = $1::bigint",
+                                2, params + 1, PGRES_COMMAND_OK);
+            if (res && done[i].root) {
+                PQclear(res);
+                res = catalog_query(catalog,
+                                    "UPDATE repository SET pubsub_node = $2 WHERE id ="
+                                    " (SELECT repository_id FROM entry WHERE id = $1::bigint)"
+                                    " AND pubsub_node IS DISTINCT FROM $2",
+                                    2, params + 1, PGRES_COMMAND_OK);
+            }
+        } else {
+            res = catalog_query(catalog,
+                                "UPDATE entry SET pubsub_node = NULL WHERE id = $1::bigint"
+                                " AND deleted_at IS NOT NULL",
+                                1, params + 1, PGRES_COMMAND_OK);
+        }
+        if (!res)
+            goto fail;
+        PQclear(res);
+    }
+    return catalog_command(catalog, "COMMIT");
+fail:
+    error = catalog_failure_code(catalog, FR_ERROR);
+    catalog_rollback(catalog);
+    return error;
+}
+
+int catalog_outbox_retry(struct catalog *catalog, int64_t id, unsigned delay_ms,
+                         const char *error)
+{
+    char id_text[24], delay[16];
+    const char *params[] = { id_text, delay, error };
+    PGresult *res;
+
+    outbox_int64_text(id_text, sizeof(id_text), id);
+    snprintf(delay, sizeof(delay), "%u", delay_ms);
+    res = catalog_query(catalog,
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = $3,"
+                        " next_attempt_at = now() + $2::int * interval '1 millisecond'"
+                        " WHERE id = $1 AND state = 'pending'",
+                        3, params, PGRES_COMMAND_OK);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    PQclear(res);
+    return 0;
+}
+
+int catalog_outbox_park(struct catalog *catalog, int64_t id, const char *error)
+{
+    char id_text[24];
+    const char *params[] = { id_text, error };
+    PGresult *res;
+
+    outbox_int64_text(id_text, sizeof(id_text), id);
+    res = catalog_query(catalog,
+                        "UPDATE outbox SET state = 'parked', attempts = attempts + 1,"
+                        " last_error = $2, done_at = now() WHERE id = $1 AND state = 'pending'",
+                        2, params, PGRES_COMMAND_OK);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    PQclear(res);
+    return 0;
+}
+
+int catalog_outbox_expand(struct catalog *catalog, int64_t id)
+{
+    char id_text[24];
+    const char *params[] = { id_text };
+    PGresult *res;
+    int error;
+
+    outbox_int64_text(id_text, sizeof(id_text), id);
+    if ((error = catalog_command(catalog, "BEGIN")) != 0)
+        return error;
+    res = catalog_query(catalog,
+        "WITH row AS (UPDATE outbox SET state = 'done', done_at = now()"
+        "   WHERE id = $1 AND state = 'pending' RETURNING repository_id, action)"
+        " INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
+        " SELECT e.repository_id,"
+        "   r.name || CASE WHEN e.path = '' THEN '' ELSE '/' || e.path END,"
+        "   row.action, e.id, jsonb_build_object('path', e.path, 'kind', e.kind, 'expanded', true)"
+        " FROM row JOIN entry e ON e.repository_id = row.repository_id"
+        " JOIN repository r ON r.id = e.repository_id"
+        " WHERE e.deleted_at IS NULL ORDER BY e.path",
+        1, params, PGRES_COMMAND_OK);
+    if (!res)
+        goto fail;
+    PQclear(res);
+    return catalog_command(catalog, "COMMIT");
+fail:
+    error = catalog_failure_code(catalog, FR_ERROR);
+    catalog_rollback(catalog);
+    return error;
+}

@@ -1,0 +1,291 @@
+/*
+ * subscribe.c - `filerepo subscribe SERVICE NODE`: a user account follows a
+ * node and prints one line per item notification.
+ *
+ * The account's JID comes from --jid or $FILEREPO_JID, its password from
+ * --password-file or $FILEREPO_PASSWORD (never from the command line, where
+ * other users could read it).  --server HOST[:PORT] connects to a given
+ * address instead of the JID's domain.  Runs until interrupted, or until
+ * --count notifications were printed.
+ */
+#include "commands.h"
+#include "xmpp/pubsub.h"
+#include "xmpp/stanza.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strophe.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define SUBSCRIBE_IQ_ID "filerepo-subscribe"
+
+static struct {
+    const char *jid;            /* --jid */
+    const char *password_file;  /* --password-file */
+    const char *server;         /* --server HOST[:PORT] */
+    long count;                 /* --count: stop after so many (0: never) */
+} subscribe_options;
+
+static volatile sig_atomic_t subscribe_interrupted;
+
+struct subscribe_state {
+    const char *service;        /* pubsub JID */
+    const char *node;           /* node followed */
+    bool json;                  /* --json */
+    bool subscribed;            /* the service said yes */
+    bool done;                  /* stop the loop */
+    int status;                 /* exit status */
+    long printed;               /* notifications printed */
+    xmpp_ctx_t *ctx;            /* libstrophe context */
+};
+
+void subscribe_set_options(const char *jid, const char *password_file, const char *server,
+                           long count)
+{
+    subscribe_options.jid = jid;
+    subscribe_options.password_file = password_file;
+    subscribe_options.server = server;
+    subscribe_options.count = count;
+}
+
+static void subscribe_on_signal(int sig)
+{
+    (void)sig;
+    subscribe_interrupted = 1;
+}
+
+static void subscribe_print(const struct pubsub_notice *n, void *data)
+{
+    struct subscribe_state *s = data;
+
+    if (s->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *mirrors = cJSON_AddArrayToObject(o, "mirrors");
+        char *text;
+
+        cJSON_AddStringToObject(o, "node", n->node);
+        cJSON_AddStringToObject(o, "item", n->item);
+        if (n->path)
+            cJSON_AddStringToObject(o, "path", n->path);
+        if (n->size >= 0)
+            cJSON_AddNumberToObject(o, "size", (double)n->size);
+        else
+            cJSON_AddNullToObject(o, "size");
+        if (n->sha256_hex)
+            cJSON_AddStringToObject(o, "sha256", n->sha256_hex);
+        else
+            cJSON_AddNullToObject(o, "sha256");
+        for (size_t i = 0; i < n->mirrors_count; i++)
+            cJSON_AddItemToArray(mirrors, cJSON_CreateString(n->mirrors[i]));
+        text = cJSON_PrintUnformatted(o);
+        if (text)
+            puts(text);
+        free(text);
+        cJSON_Delete(o);
+    } else {
+        char size[24];
+
+        if (n->size >= 0)
+            snprintf(size, sizeof(size), "%" PRId64, n->size);
+        else
+            snprintf(size, sizeof(size), "-");
+        printf("%s %s %s %s", n->node, n->item, size, n->sha256_hex ? n->sha256_hex : "-");
+        for (size_t i = 0; i < n->mirrors_count; i++)
+            printf("%s%s", i ? "," : " ", n->mirrors[i]);
+        if (n->mirrors_count == 0)
+            printf(" -");
+        putchar('\n');
+    }
+    fflush(stdout);
+    s->printed++;
+}
+
+static int subscribe_on_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
+{
+    struct subscribe_state *s = userdata;
+
+    pubsub_event_items(stanza, subscribe_print, s);
+    if (subscribe_options.count > 0 && s->printed >= subscribe_options.count && !s->done) {
+        s->done = true;
+        xmpp_disconnect(conn);
+    }
+    return 1;
+}
+
+static int subscribe_on_reply(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
+{
+    struct subscribe_state *s = userdata;
+    const char *type = xmpp_stanza_get_type(stanza);
+
+    if (type && strcmp(type, "result") == 0) {
+        s->subscribed = true;
+        fprintf(stderr, "filerepo: subscribed to %s on %s\n", s->node, s->service);
+        return 0;
+    }
+    const char *condition = stanza_error_condition(stanza);
+
+    fprintf(stderr, "filerepo: subscribe: %s refused: %s\n", s->service,
+            condition ? condition : "error");
+    s->status = condition && (strcmp(condition, "forbidden") == 0 ||
+                              strcmp(condition, "not-authorized") == 0 ||
+                              strcmp(condition, "not-allowed") == 0)
+                    ? EX_NOPERM
+                : condition && strcmp(condition, "item-not-found") == 0 ? EX_NOINPUT
+                                                                        : EX_UNAVAILABLE;
+    s->done = true;
+    xmpp_disconnect(conn);
+    return 0;
+}
+
+static void subscribe_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int error,
+                              xmpp_stream_error_t *stream_error, void *userdata)
+{
+    struct subscribe_state *s = userdata;
+    xmpp_stanza_t *presence, *iq;
+    char *bare;
+
+    (void)stream_error;
+    if (event != XMPP_CONN_CONNECT) {
+        if (!s->done) {
+            fprintf(stderr, "filerepo: subscribe: %s%s%s\n",
+                    s->subscribed ? "connection lost" : "cannot connect or log in",
+                    error ? ": " : "", error ? strerror(error) : "");
+            s->status = EX_UNAVAILABLE;
+        }
+        s->done = true;
+        return;
+    }
+    xmpp_handler_add(conn, subscribe_on_message, NULL, "message", NULL, s);
+    xmpp_id_handler_add(conn, subscribe_on_reply, SUBSCRIBE_IQ_ID, s);
+    /* Presence first: the service delivers to available resources. */
+    presence = xmpp_presence_new(s->ctx);
+    if (presence) {
+        xmpp_send(conn, presence);
+        xmpp_stanza_release(presence);
+    }
+    bare = xmpp_jid_bare(s->ctx, xmpp_conn_get_bound_jid(conn));
+    iq = pubsub_subscribe_iq(s->ctx, s->service, SUBSCRIBE_IQ_ID, s->node,
+                             bare ? bare : xmpp_conn_get_jid(conn));
+    if (iq) {
+        xmpp_send(conn, iq);
+        xmpp_stanza_release(iq);
+    }
+    xmpp_free(s->ctx, bare);
+}
+
+/* The password: the first line of --password-file, or $FILEREPO_PASSWORD. */
+static char *subscribe_password(void)
+{
+    const char *env = getenv("FILEREPO_PASSWORD");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    FILE *f;
+
+    if (!subscribe_options.password_file)
+        return env ? strdup(env) : NULL;
+    if (!(f = fopen(subscribe_options.password_file, "r"))) {
+        fprintf(stderr, "filerepo: subscribe: %s: %s\n", subscribe_options.password_file,
+                strerror(errno));
+        return NULL;
+    }
+    n = getline(&line, &cap, f);
+    fclose(f);
+    if (n < 0) {
+        free(line);
+        fprintf(stderr, "filerepo: subscribe: %s is empty\n", subscribe_options.password_file);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    return line;
+}
+
+int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json)
+{
+    struct subscribe_state s = { .json = json, .status = 0 };
+    const char *jid = subscribe_options.jid ? subscribe_options.jid : getenv("FILEREPO_JID");
+    char *password = NULL, *host = NULL, *colon;
+    unsigned short port = 0;
+    xmpp_conn_t *conn = NULL;
+    struct sigaction sa = { .sa_handler = subscribe_on_signal };
+
+    (void)catalog;
+    if (argc != 2)
+        return EX_USAGE;
+    s.service = argv[0];
+    s.node = argv[1];
+    if (!jid || !*jid) {
+        fprintf(stderr, "filerepo: subscribe: which account? --jid or $FILEREPO_JID\n");
+        return EX_USAGE;
+    }
+    if (!(password = subscribe_password())) {
+        if (!subscribe_options.password_file)
+            fprintf(stderr, "filerepo: subscribe: the account's password: --password-file "
+                            "or $FILEREPO_PASSWORD\n");
+        return EX_NOINPUT;
+    }
+    if (subscribe_options.server) {
+        host = strdup(subscribe_options.server);
+        if (host && (colon = strrchr(host, ':')) != NULL && !strchr(colon, ']')) {
+            long p = strtol(colon + 1, NULL, 10);
+
+            *colon = '\0';
+            if (p < 1 || p > 65535) {
+                fprintf(stderr, "filerepo: subscribe: bad port in --server %s\n",
+                        subscribe_options.server);
+                free(host);
+                free(password);
+                return EX_USAGE;
+            }
+            port = (unsigned short)p;
+        }
+    }
+
+    xmpp_initialize();
+    s.ctx = xmpp_ctx_new(NULL, NULL);
+    conn = s.ctx ? xmpp_conn_new(s.ctx) : NULL;
+    if (!conn) {
+        fprintf(stderr, "filerepo: out of memory\n");
+        s.status = EX_OSERR;
+        goto done;
+    }
+    xmpp_conn_set_jid(conn, jid);
+    xmpp_conn_set_pass(conn, password);
+    if (xmpp_connect_client(conn, host, port, subscribe_on_conn, &s) != XMPP_EOK) {
+        fprintf(stderr, "filerepo: subscribe: cannot connect for %s\n", jid);
+        s.status = EX_UNAVAILABLE;
+        goto done;
+    }
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!s.done) {
+        xmpp_run_once(s.ctx, 200);
+        if (subscribe_interrupted && !s.done) {
+            s.done = true;
+            xmpp_disconnect(conn);
+        }
+    }
+    /* Let the closing of the stream go out. */
+    for (int i = 0; i < 10 && xmpp_conn_is_connected(conn); i++)
+        xmpp_run_once(s.ctx, 50);
+
+done:
+    if (conn)
+        xmpp_conn_release(conn);
+    if (s.ctx)
+        xmpp_ctx_free(s.ctx);
+    xmpp_shutdown();
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        free(password);
+    }
+    free(host);
+    return s.status;
+}
