@@ -208,6 +208,11 @@ class Client:
         self._xmpp.add_event_handler("disconnected", self._on_disconnected)
         if presence:
             self.send("<presence/>")
+            # The server handles a session's stanzas in order: once this
+            # answer is here, the presence has made the session available,
+            # so a notification published right after connect() reaches it.
+            self.iq("<iq type='get' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+                    % self.jid.split("@")[-1].split("/")[0])
         return self
 
     def _on_disconnected(self, _):
