@@ -74,6 +74,24 @@ for _ in $(seq 100); do
 done
 cat "$dir/filerepod.log"
 
+echo "== $XMPP_USER_ALICE subscribes to the repository's root collection (filerepo subscribe)"
+# The root collection exists once the publisher has drained the start-up rows.
+for _ in $(seq 100); do
+    "$src/build/filerepo" -c "$dir/filerepod.json" --json status 2>/dev/null |
+        grep -q '"outbox_pending":0' && break
+    sleep 0.1
+done
+FILEREPO_JID=$XMPP_USER_ALICE FILEREPO_PASSWORD=$XMPP_PASS_ALICE \
+    "$src/build/filerepo" subscribe --server "$XMPP_HOST:$XMPP_C2S_PORT" --count 1 \
+    "$XMPP_PUBSUB_JID" releases >"$dir/subscriber.out" 2>"$dir/subscriber.err" &
+subscriber=$!
+for _ in $(seq 100); do
+    grep -q "subscribed to" "$dir/subscriber.err" && break
+    kill -0 $subscriber 2>/dev/null || { cat "$dir/subscriber.err"; exit 1; }
+    sleep 0.1
+done
+cat "$dir/subscriber.err"
+
 echo "== a release team uploads proj-1.4.0.tar.gz (under a temporary name, then renamed)"
 head -c 2000000 /dev/urandom >"$dir/releases/proj-1.4.0.tar.gz.part"
 mv "$dir/releases/proj-1.4.0.tar.gz.part" "$dir/releases/proj-1.4.0.tar.gz"
@@ -83,6 +101,13 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 grep "index:" "$dir/filerepod.log" | tail -n 2
+echo "== the notification $XMPP_USER_ALICE received: node, item (revision), size, sha-256, mirrors"
+for _ in $(seq 100); do
+    kill -0 $subscriber 2>/dev/null || break
+    sleep 0.1
+done
+kill $subscriber 2>/dev/null || true
+cat "$dir/subscriber.out"
 echo "== filerepo ls releases"
 "$src/build/filerepo" -c "$dir/filerepod.json" ls releases
 echo "== filerepo log releases/proj-1.4.0.tar.gz"
