@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
@@ -112,9 +114,28 @@ static int daemon_timeout(struct daemon *d, uint64_t now)
     return a < 0 ? 1000 : a;
 }
 
+/* The pubsub service the repositories are published to: pubsub. followed
+ * by the component's parent domain (files.example.org -> pubsub.example.org). */
+static char *daemon_pubsub_address(const struct config *config)
+{
+    const char *dot = strchr(config->xmpp_component, '.');
+    char *out = NULL;
+
+    if (asprintf(&out, "pubsub.%s", dot ? dot + 1 : config->xmpp_component) < 0)
+        return NULL;
+    return out;
+}
+
 int daemon_run(const struct config *config)
 {
     struct daemon d = { .config = config, .signal_fd = -1 };
+    char *pubsub = daemon_pubsub_address(config);
+    const struct service_settings service_settings = {
+        .name = config->xmpp_name, .pubsub = pubsub ? pubsub : "",
+        .page_max = config->query_page_max, .verbose_max = config->query_verbose_max,
+        .rate_per_second = config->query_rate_per_second,
+        .rate_burst = config->query_rate_burst,
+    };
     int error = FR_ERROR;
 
     if (daemon_state_dir_prepare(config) != 0)
@@ -126,13 +147,16 @@ int daemon_run(const struct config *config)
     }
     if (catalog_new(&d.catalog, config->db_conninfo, config->db_password) != 0 ||
         keeper_new(&d.keeper, d.catalog, config->db_reconnect_max_seconds) != 0 ||
-        service_new(&d.service, config->xmpp_name) != 0 ||
+        service_new(&d.service, &service_settings) != 0 ||
         component_new(&d.component, config, d.service) != 0) {
         log_error("daemon", "out of memory");
         goto done;
     }
     if (indexer_new(&d.indexer, config) != 0)
         goto done;
+    /* Listings read the loop's own connection: single prepared statements,
+     * answered between the loop's other turns. */
+    service_set_catalog(d.service, d.catalog);
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);
 
@@ -189,6 +213,7 @@ done:
     service_free(d.service);
     keeper_free(d.keeper);
     catalog_free(d.catalog);
+    free(pubsub);
     if (d.signal_fd >= 0)
         close(d.signal_fd);
     return error;
