@@ -197,7 +197,7 @@ int catalog_fis_children(struct catalog *catalog, int64_t dir_id,
         return FR_ENOTFOUND;
     }
     /* One row with NULL entry columns when the page is empty. */
-    n = PQgetisnull(res, 0, 4) ? 0 : PQntuples(res);
+    n = PQgetisnull(res, 0, 3) ? 0 : PQntuples(res);
     info->count = fis_int(res, 0, 0);
     info->rows = n;
     pos = fis_int(res, 0, 1);
@@ -219,7 +219,7 @@ int catalog_fis_children(struct catalog *catalog, int64_t dir_id,
         break;
     }
     for (int i = 0; i < n && rc == 0; i++) {
-        struct catalog_fis_entry entry = fis_entry(res, backwards ? n - 1 - i : i, 4);
+        struct catalog_fis_entry entry = fis_entry(res, backwards ? n - 1 - i : i, 3);
 
         rc = fn(&entry, data);
     }

@@ -92,7 +92,7 @@ struct catalog_fis_page_info {
 
 /**
  * Reads one page of directory `dir_id`'s live entries and calls fn for each,
- * in listing order (a page before a key is also given in listing order).
+ * in listing order; *info is filled in before the first call (a page before a key is also given in listing order).
  * Each query is one prepared statement walking the (parent, kind, name)
  * index, so a page costs the same wherever it lies.  Returns FR_ENOTFOUND
  * when the AFTER or BEFORE key is not a live entry of the directory.

@@ -316,6 +316,8 @@ done:
 struct listing_page {
     xmpp_stanza_t *el;                    /* the <query/> being filled */
     bool verbose;                         /* files with their details */
+    const struct catalog_fis_page_info *info; /* the page's size, once known */
+    int verbose_max;                      /* with info: verbose up to this many rows */
     char first[LISTING_UID_MAX + 1];        /* UID of the first entry */
     char last[LISTING_UID_MAX + 1];         /* UID of the last entry */
     int rows;                             /* entries added */
@@ -340,8 +342,9 @@ static int listing_add_entry(const struct catalog_fis_entry *entry, void *data)
 
     struct fis_file file = { .name = listing_xml_text(entry->name, shown, sizeof(shown)),
                              .size = -1 };
+    bool verbose = page->verbose || (page->info && page->info->rows <= page->verbose_max);
 
-    if (page->verbose && entry->has_revision) {
+    if (verbose && entry->has_revision) {
         const char *digests[][2] = { { "sha-256", entry->sha256 }, { "sha-1", entry->sha1 },
                                      { "md5", entry->md5 }, { "sha-512", entry->sha512 } };
 
@@ -372,7 +375,7 @@ static xmpp_stanza_t *listing_fis_dir(struct listing *listing, xmpp_stanza_t *iq
     struct catalog_fis_page request = { .from = from[rsm->from], .index = rsm->index,
                                         .max = (int)rsm->max, .key_name = key };
     struct catalog_fis_page_info info = { 0 };
-    struct listing_page page = { .verbose = rsm->max <= listing->verbose_max };
+    struct listing_page page = { .info = &info, .verbose_max = listing->verbose_max };
     xmpp_stanza_t *reply;
     int error;
 
