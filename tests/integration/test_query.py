@@ -6,13 +6,15 @@ answered with its error."""
 
 import base64
 import hashlib
+import json
 import os
+import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
-from harness import Daemon, check, load_services_env, psql
+from harness import Daemon, binary, check, load_services_env, psql
 from xmppclient import Client, NS, error_condition, find
 
 BIG = 10000            # entries of the directory walked with RSM
@@ -275,6 +277,50 @@ def check_disco_info(alice, to):
     expect_error(reply, "item-not-found", "disco#info on an unknown node")
 
 
+def check_cli(env, to, top):
+    """filerepo browse: a user's client, paging with RSM."""
+    secret = os.path.join(top, "alice.password")
+    with open(secret, "w") as f:
+        f.write(env["XMPP_PASS_ALICE"] + "\n")
+    cli_env = dict(os.environ, FILEREPO_XMPP_JID=env["XMPP_USER_ALICE"],
+                   FILEREPO_XMPP_PASSWORD_FILE=secret,
+                   FILEREPO_XMPP_SERVER=f"{env['XMPP_HOST']}:{env['XMPP_C2S_PORT']}")
+
+    def browse(*args, environ=cli_env):
+        return subprocess.run([binary("filerepo"), "browse", *args], env=environ,
+                              capture_output=True, text=True, timeout=120)
+
+    out = browse("--json", to, "releases/big", "--page-size", "499")
+    check(out.returncode == 0, f"browse --json: {out.returncode} {out.stderr}")
+    doc = json.loads(out.stdout)
+    expect = [f"sub{i}" for i in range(3)] + [f"f{i:05d}.dat" for i in range(BIG)]
+    check([e["name"] for e in doc["entries"]] == expect and doc["count"] == BIG + 3,
+          f"browse --json: {len(doc['entries'])} entries, count {doc.get('count')}")
+    check([e["type"] for e in doc["entries"][:4]] == ["directory"] * 3 + ["file"],
+          "browse --json: entry types")
+
+    out = browse(to, "releases/proj")
+    check(out.returncode == 0 and out.stdout.splitlines()[:2] == ["alpha/", "docs/"]
+          and out.stdout.splitlines()[2].startswith("proj-1.0.tar.xz\t3000\t"),
+          f"browse releases/proj: {out.returncode} {out.stdout!r} {out.stderr}")
+    out = browse(to)
+    check(out.returncode == 0 and out.stdout == "releases/\n", f"browse root: {out.stdout!r}")
+    out = browse(to, "private")
+    check(out.returncode == 66 and "item-not-found" in out.stderr,
+          f"browse private as alice: {out.returncode} {out.stderr}")
+    out = browse(to, "releases/../x")
+    check(out.returncode == 65 and "bad-request" in out.stderr,
+          f"browse a bad path: {out.returncode} {out.stderr}")
+    out = browse(to, environ={k: v for k, v in cli_env.items() if k != "FILEREPO_XMPP_JID"})
+    check(out.returncode == 78 and "--account" in out.stderr,
+          f"browse without an account: {out.returncode} {out.stderr}")
+    wrong = os.path.join(top, "wrong.password")
+    with open(wrong, "w") as f:
+        f.write("not-the-password\n")
+    out = browse("--password-file", wrong, to)
+    check(out.returncode == 69, f"browse with a wrong password: {out.returncode} {out.stderr}")
+
+
 def check_rate_limit(env):
     with Daemon(env, extra={"query": {"rate_per_second": 1, "rate_burst": 3}}) as daemon:
         daemon.wait_log(r"xmpp: connected as ")
@@ -333,6 +379,7 @@ def main():
             check_paging(alice, to)
             check_access(env, to, (alice, bob, carol_desk, carol_phone))
             check_errors(alice, to)
+        check_cli(env, to, top)
         check(daemon.stop() == 0, "clean stop")
     check_rate_limit(env)
     print("ok")

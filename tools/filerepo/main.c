@@ -3,13 +3,17 @@
  *
  * Administration verbs work on the catalog named by the daemon's
  * configuration file (-c FILE, or $FILEREPO_CONFIG, or
- * /etc/filerepo/filerepod.json).  Options may come before or after the verb.
+ * /etc/filerepo/filerepod.json).  Client verbs (browse) speak XMPP as a
+ * user account and need no configuration file.  Options may come before or
+ * after the verb.
  */
+#include "browse.h"
 #include "catalog.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +35,8 @@ static const struct {
     { "log", cmd_log, "REPO/PATH", "a file's revisions, newest first" },
     { "migrate", cmd_migrate, "", "apply the catalog schema migrations this filerepo carries" },
     { "schema", cmd_schema, "", "the catalog's schema version and this filerepo's" },
+    /* Over XMPP, as a user: no catalog (see main). */
+    { "browse", NULL, "JID [PATH]", "a listing of the service at JID, over XMPP, page by page" },
 };
 
 static void usage(FILE *out)
@@ -42,7 +48,14 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config FILE  filerepod's configuration (default $FILEREPO_CONFIG,\n"
             "                     then %s)\n"
-            "      --json         print JSON\n",
+            "      --json         print JSON\n"
+            "\nbrowse (an XMPP client login):\n"
+            "      --account JID          log in as JID (default $FILEREPO_XMPP_JID)\n"
+            "      --password-file FILE   its password (default $FILEREPO_XMPP_PASSWORD_FILE,\n"
+            "                             then $FILEREPO_XMPP_PASSWORD)\n"
+            "      --server HOST[:PORT]   connect there (default $FILEREPO_XMPP_SERVER, then\n"
+            "                             the account's domain)\n"
+            "      --page-size N          entries per request (default 100)\n",
             FILEREPO_DEFAULT_CONFIG);
 }
 
@@ -83,8 +96,14 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
+        { "account", required_argument, NULL, 'a' },
+        { "password-file", required_argument, NULL, 'p' },
+        { "server", required_argument, NULL, 's' },
+        { "page-size", required_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
+    struct browse_options browse = { .page_size = 100 };
+    char *end;
     const char *config_path = getenv("FILEREPO_CONFIG");
     struct catalog *catalog = NULL;
     char *args[16];
@@ -113,6 +132,24 @@ int main(int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 'a':
+            browse.account = optarg;
+            break;
+        case 'p':
+            browse.password_file = optarg;
+            break;
+        case 's':
+            browse.server = optarg;
+            break;
+        case 'n':
+            errno = 0;
+            browse.page_size = (int)strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || browse.page_size < 1 ||
+                browse.page_size > 10000) {
+                fprintf(stderr, "filerepo: --page-size must be a number from 1 to 10000\n");
+                return EX_USAGE;
+            }
+            break;
         case 'V':
             printf("filerepo %s\n", FILEREPO_VERSION);
             return 0;
@@ -137,6 +174,12 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
+    if (!verbs[verb].run) {
+        status = cmd_browse(&browse, nargs - 1, args + 1, json);
+        if (status == EX_USAGE)
+            fprintf(stderr, "usage: filerepo browse [--json] JID [PATH] [--page-size N]\n");
+        return status;
+    }
     status = open_catalog(&catalog, config_path);
     if (status != 0)
         return status;
