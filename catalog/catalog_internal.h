@@ -19,6 +19,7 @@ enum catalog_statement {
     CATALOG_STMT_FIS_BEFORE,     /* catalog_fis_children: before a key */
     CATALOG_STMT_FIS_END,        /* catalog_fis_children: last page */
     CATALOG_STMT_FIS_INDEX,      /* catalog_fis_children: from a position */
+    CATALOG_STMT_FIS_STATS,      /* catalog_fis_dir_stats */
     CATALOG_STMT_COUNT,
 };
 

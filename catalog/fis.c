@@ -1,11 +1,14 @@
 /*
  * fis.c - the catalog's side of XEP-0329 listings.
  *
- * A page is one prepared statement: the directory's size, the position of
- * the page's key and whether the key exists (scalar subqueries), joined with
- * the page itself (keyset on the entry_listing_kind index), so a request
- * costs one round trip to PostgreSQL.  Pages before a key are read
- * backwards and handed out in listing order.
+ * A page is one prepared statement: the directory's size and version (from
+ * entry_listing_stats, kept by triggers), the position of the page's key
+ * and whether the key exists (scalar subqueries), joined with the page
+ * itself (keyset on the entry_listing_kind index), so a request costs one
+ * round trip to PostgreSQL.  Positions are counted from a base key the
+ * caller knows the rank of (a checkpoint), never from the directory's
+ * start, so they cost the distance to the nearest checkpoint.  Pages before
+ * a key are read backwards and handed out in listing order.
  */
 #include "catalog_internal.h"
 #include "fis.h"
@@ -32,18 +35,30 @@
 
 #define FIS_LIVE "parent_id = $1 AND deleted_at IS NULL"
 
-/* The counts for a page: entries, entries up to the key, the key found. */
+/* A directory's live entries and their version, from entry_listing_stats. */
+#define FIS_STAT(col) \
+    "coalesce((SELECT " col " FROM entry_listing_stats WHERE parent_id = $1), 0)"
+
+/* The counts for a page (entries, entries before the page's key, whether
+ * the key exists, the version they belong to) joined with the page. */
 #define FIS_COUNTS(pos, found) \
-    "SELECT k.n, k.pos, k.found, p.* FROM (SELECT" \
-    " (SELECT count(*) FROM entry WHERE " FIS_LIVE ") AS n, " pos " AS pos, " found " AS found" \
+    "SELECT k.n, k.pos, k.found, k.version, p.* FROM (SELECT " FIS_STAT("live") " AS n, " \
+    pos " AS pos, " found " AS found, " FIS_STAT("version") " AS version" \
     ") k LEFT JOIN LATERAL (SELECT " FIS_ENTRY_COLUMNS \
     " FROM entry c LEFT JOIN revision v ON v.id = c.current_revision_id" \
     " WHERE c.parent_id = $1 AND c.deleted_at IS NULL"
 
+/* Entries from the base key ($5, $6; rank $7) up to the page's key: at
+ * most $8, the distance between two of the caller's checkpoints.  Written
+ * as an ordered walk from the base with a limit, which the planner always
+ * takes through the index: a range between two row comparisons it would
+ * misjudge as a large part of the table and scan whole. */
 #define FIS_KEY_POS(op) \
-    "(SELECT count(*) FROM entry WHERE " FIS_LIVE " AND (kind, name) " op " ($2::text, $3::text))"
+    "($7::bigint + (SELECT count(*) FROM (SELECT kind, name FROM entry WHERE " FIS_LIVE \
+    " AND (kind, name) >= ($5::text, $6::text) ORDER BY kind, name LIMIT $8) w" \
+    " WHERE (w.kind, w.name) " op " ($3::text, $4::text)))"
 #define FIS_KEY_FOUND \
-    "EXISTS (SELECT 1 FROM entry WHERE " FIS_LIVE " AND kind = $2::text AND name = $3::text)"
+    "EXISTS (SELECT 1 FROM entry WHERE " FIS_LIVE " AND kind = $3::text AND name = $4::text)"
 
 static const struct {
     enum catalog_statement stmt; /* its prepared name */
@@ -53,20 +68,21 @@ static const struct {
     [CATALOG_FIS_START] = { CATALOG_STMT_FIS_START, 2,
         FIS_COUNTS("0", "true")
         " ORDER BY c.kind, c.name LIMIT $2) p ON true" },
-    [CATALOG_FIS_AFTER] = { CATALOG_STMT_FIS_AFTER, 4,
+    [CATALOG_FIS_AFTER] = { CATALOG_STMT_FIS_AFTER, 8,
         FIS_COUNTS(FIS_KEY_POS("<="), FIS_KEY_FOUND)
-        " AND (c.kind, c.name) > ($2::text, $3::text)"
-        " ORDER BY c.kind, c.name LIMIT $4) p ON true" },
-    [CATALOG_FIS_BEFORE] = { CATALOG_STMT_FIS_BEFORE, 4,
+        " AND (c.kind, c.name) > ($3::text, $4::text)"
+        " ORDER BY c.kind, c.name LIMIT $2) p ON true" },
+    [CATALOG_FIS_BEFORE] = { CATALOG_STMT_FIS_BEFORE, 8,
         FIS_COUNTS(FIS_KEY_POS("<"), FIS_KEY_FOUND)
-        " AND (c.kind, c.name) < ($2::text, $3::text)"
-        " ORDER BY c.kind DESC, c.name DESC LIMIT $4) p ON true" },
+        " AND (c.kind, c.name) < ($3::text, $4::text)"
+        " ORDER BY c.kind DESC, c.name DESC LIMIT $2) p ON true" },
     [CATALOG_FIS_END] = { CATALOG_STMT_FIS_END, 2,
         FIS_COUNTS("0", "true")
         " ORDER BY c.kind DESC, c.name DESC LIMIT $2) p ON true" },
-    [CATALOG_FIS_INDEX] = { CATALOG_STMT_FIS_INDEX, 3,
+    [CATALOG_FIS_INDEX] = { CATALOG_STMT_FIS_INDEX, 5,
         FIS_COUNTS("0", "true")
-        " ORDER BY c.kind, c.name OFFSET $3 LIMIT $2) p ON true" },
+        " AND (c.kind, c.name) >= ($3::text, $4::text)"
+        " ORDER BY c.kind, c.name OFFSET $5 LIMIT $2) p ON true" },
 };
 
 static int64_t fis_int(PGresult *res, int row, int col)
@@ -164,13 +180,60 @@ int catalog_fis_file(struct catalog *catalog, int64_t id,
     return rc;
 }
 
+int catalog_fis_dir_stats(struct catalog *catalog, int64_t dir_id, int64_t *count,
+                          int64_t *version)
+{
+    char idtext[24];
+    const char *params[] = { idtext };
+    PGresult *res;
+
+    snprintf(idtext, sizeof(idtext), "%" PRId64, dir_id);
+    res = catalog_query_prepared(catalog, CATALOG_STMT_FIS_STATS,
+                                 "SELECT " FIS_STAT("live") ", " FIS_STAT("version"), 1, params,
+                                 PGRES_TUPLES_OK);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    *count = fis_int(res, 0, 0);
+    *version = fis_int(res, 0, 1);
+    PQclear(res);
+    return 0;
+}
+
+int catalog_fis_checkpoints(struct catalog *catalog, int64_t dir_id, int every,
+                            int (*fn)(bool is_dir, const char *name, void *data), void *data,
+                            int64_t *version)
+{
+    char idtext[24], everytext[24];
+    const char *params[] = { idtext, everytext };
+    PGresult *res;
+    int rc = 0;
+
+    snprintf(idtext, sizeof(idtext), "%" PRId64, dir_id);
+    snprintf(everytext, sizeof(everytext), "%d", every);
+    /* One statement: the keys and the version belong to one snapshot. */
+    res = catalog_query(catalog,
+        "SELECT " FIS_STAT("version") ", x.kind = 'directory', x.name FROM"
+        " (SELECT kind, name, row_number() OVER (ORDER BY kind, name) - 1 AS rn"
+        "  FROM entry WHERE " FIS_LIVE ") x WHERE x.rn % $2 = 0 ORDER BY x.kind, x.name",
+        2, params, PGRES_TUPLES_OK);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    *version = PQntuples(res) > 0 ? fis_int(res, 0, 0) : -1;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+        rc = fn(PQgetvalue(res, i, 1)[0] == 't', PQgetvalue(res, i, 2), data);
+    PQclear(res);
+    return rc;
+}
+
 int catalog_fis_children(struct catalog *catalog, int64_t dir_id,
                          const struct catalog_fis_page *page,
                          int (*fn)(const struct catalog_fis_entry *entry, void *data),
                          void *data, struct catalog_fis_page_info *info)
 {
-    char idtext[24], max[24], index[24];
-    const char *params[4] = { idtext, max, NULL, NULL };
+    char idtext[24], max[24], rank[24], span[24] = "9223372036854775807";
+    const char *params[8] = { idtext, max, "", "", "", "", "0", span };
+    const char *base_kind = page->base_name ? (page->base_is_dir ? "directory" : "file") : "";
+    const char *base_name = page->base_name ? page->base_name : "";
     bool keyed = page->from == CATALOG_FIS_AFTER || page->from == CATALOG_FIS_BEFORE;
     bool backwards = page->from == CATALOG_FIS_BEFORE || page->from == CATALOG_FIS_END;
     PGresult *res;
@@ -180,12 +243,21 @@ int catalog_fis_children(struct catalog *catalog, int64_t dir_id,
     snprintf(idtext, sizeof(idtext), "%" PRId64, dir_id);
     snprintf(max, sizeof(max), "%d", page->max);
     if (keyed) {
-        params[1] = page->key_is_dir ? "directory" : "file";
-        params[2] = page->key_name;
-        params[3] = max;
+        snprintf(rank, sizeof(rank), "%" PRId64, page->base_name ? page->base_rank : 0);
+        params[2] = page->key_is_dir ? "directory" : "file";
+        params[3] = page->key_name;
+        params[4] = base_kind;
+        params[5] = base_name;
+        params[6] = rank;
+        if (page->base_name && page->base_span > 0)
+            snprintf(span, sizeof(span), "%" PRId64, page->base_span);
     } else if (page->from == CATALOG_FIS_INDEX) {
-        snprintf(index, sizeof(index), "%" PRId64, page->index);
-        params[2] = index;
+        /* From the base key, skip what lies between it and the index. */
+        snprintf(rank, sizeof(rank), "%" PRId64,
+                 page->index - (page->base_name ? page->base_rank : 0));
+        params[2] = base_kind;
+        params[3] = base_name;
+        params[4] = rank;
     }
     res = catalog_query_prepared(catalog, fis_page_sql[page->from].stmt,
                                  fis_page_sql[page->from].sql, fis_page_sql[page->from].params,
@@ -197,8 +269,9 @@ int catalog_fis_children(struct catalog *catalog, int64_t dir_id,
         return FR_ENOTFOUND;
     }
     /* One row with NULL entry columns when the page is empty. */
-    n = PQgetisnull(res, 0, 3) ? 0 : PQntuples(res);
+    n = PQgetisnull(res, 0, 4) ? 0 : PQntuples(res);
     info->count = fis_int(res, 0, 0);
+    info->version = fis_int(res, 0, 3);
     info->rows = n;
     pos = fis_int(res, 0, 1);
     switch (page->from) {
@@ -219,7 +292,7 @@ int catalog_fis_children(struct catalog *catalog, int64_t dir_id,
         break;
     }
     for (int i = 0; i < n && rc == 0; i++) {
-        struct catalog_fis_entry entry = fis_entry(res, backwards ? n - 1 - i : i, 3);
+        struct catalog_fis_entry entry = fis_entry(res, backwards ? n - 1 - i : i, 4);
 
         rc = fn(&entry, data);
     }

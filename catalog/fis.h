@@ -81,6 +81,12 @@ struct catalog_fis_page {
     const char *key_name;      /* AFTER, BEFORE: the key's name */
     int64_t index;             /* INDEX: the first position */
     int max;                   /* entries at most (0: none, only the counts) */
+    const char *base_name;     /* a checkpoint at or before the page's key or index
+                                  (NULL: the directory's start) */
+    bool base_is_dir;          /* its kind */
+    int64_t base_rank;         /* its position */
+    int64_t base_span;         /* AFTER, BEFORE: at most this many entries lie from the
+                                  base to the key, both included (0: unknown) */
 };
 
 /** What a page turned out to be. */
@@ -88,13 +94,33 @@ struct catalog_fis_page_info {
     int64_t count;             /* live entries in the directory */
     int64_t first_index;       /* position of the page's first entry */
     int rows;                  /* entries on the page */
+    int64_t version;           /* the directory's version (see catalog_fis_dir_stats) */
 };
+
+/**
+ * Reads how many live entries directory `dir_id` holds and its version, a
+ * number that changes whenever that set of entries does (ranks learnt at
+ * one version hold until it changes).
+ */
+int catalog_fis_dir_stats(struct catalog *catalog, int64_t dir_id, int64_t *count,
+                          int64_t *version);
+
+/**
+ * Calls fn with every `every`-th live entry of directory `dir_id` in
+ * listing order (positions 0, every, 2 * every, …), and sets *version to
+ * the version they belong to (-1 when the directory is empty).  Costs one
+ * walk of the directory's index: for the caller to remember, not to repeat.
+ */
+int catalog_fis_checkpoints(struct catalog *catalog, int64_t dir_id, int every,
+                            int (*fn)(bool is_dir, const char *name, void *data), void *data,
+                            int64_t *version);
 
 /**
  * Reads one page of directory `dir_id`'s live entries and calls fn for each,
  * in listing order; *info is filled in before the first call (a page before a key is also given in listing order).
  * Each query is one prepared statement walking the (parent, kind, name)
- * index, so a page costs the same wherever it lies.  Returns FR_ENOTFOUND
+ * index; positions are counted from page->base_name, so with a checkpoint
+ * near the page a page costs the same wherever it lies.  Returns FR_ENOTFOUND
  * when the AFTER or BEFORE key is not a live entry of the directory.
  */
 int catalog_fis_children(struct catalog *catalog, int64_t dir_id,
