@@ -14,3 +14,4 @@ trap '"$src/tools/services.sh" stop "$dir" >/dev/null' EXIT
 FILEREPO_SERVICES_DIR=$dir FILEREPO_SOURCE_DIR=$src FILEREPOD=$src/build/filerepod \
 FILEREPO=$src/build/filerepo PYTHONDONTWRITEBYTECODE=1 \
     /usr/bin/python3 "$src/tests/bench/bench_indexer.py"
+FILEREPO_SERVICES_DIR=$dir FILEREPO_SOURCE_DIR=$src FILEREPOD=$src/build/filerepod FILEREPO=$src/build/filerepo PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "$src/tests/bench/bench_query.py"
