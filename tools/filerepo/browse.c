@@ -290,7 +290,9 @@ static int browse_listing(struct browse *b, const char *jid, const char *path, i
             break;
         if (rsm.count >= 0)
             count = rsm.count;
-        if (n < page_size || (count >= 0 && b->printed >= count))
+        /* The count says when the end is reached; without one, a short
+         * page does. */
+        if (count >= 0 ? b->printed >= count : n < page_size)
             break;
         if (strlen(rsm.last) > RSM_UID_MAX) {
             fprintf(stderr, "filerepo: browse: %s: an RSM id too long to follow\n", jid);
