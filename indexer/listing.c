@@ -10,13 +10,13 @@
  *
  * Positions (<first index=…/>, <index/> jumps) in a big directory would
  * cost a count from its start.  Instead the service remembers, per big
- * directory, every LISTING_CHECKPOINT_EVERY-th key with the directory's
- * version (catalog_fis_checkpoints: one index walk), and counts only from
- * the nearest checkpoint.  A page whose answer shows another version is
+ * directory, every CHECKPOINTS_EVERY-th key with the directory's version
+ * (checkpoints.c), and counts only from the nearest checkpoint.  A page whose answer shows another version is
  * asked again with fresh checkpoints, so positions are always those of one
  * snapshot.  The few directories remembered are the most recently used.
  */
 #include "listing.h"
+#include "checkpoints.h"
 #include "fis.h"
 #include "fr_error.h"
 #include "log.h"
@@ -35,25 +35,8 @@
 /* A UID: kind letter, two hex digits per byte of a name. */
 #define LISTING_UID_MAX (1 + 2 * FIS_NAME_MAX)
 
-/* Every how many entries a checkpoint is kept, from what directory size,
- * for how many directories. */
-#define LISTING_CHECKPOINT_EVERY 1024
-#define LISTING_CHECKPOINT_MIN 4096
-#define LISTING_CHECKPOINT_DIRS 8
-
-/* The remembered keys of one big directory. */
-struct listing_ranks {
-    int64_t dir_id;            /* the directory; 0: slot free */
-    int64_t version;           /* what catalog_fis_checkpoints said */
-    uint64_t used;             /* last use, for eviction */
-    char **names;              /* checkpoint k is at position k * EVERY */
-    bool *is_dir;              /* its kind */
-    size_t count, alloc;       /* checkpoints, room */
-};
-
 struct listing {
-    struct listing_ranks ranks[LISTING_CHECKPOINT_DIRS]; /* big directories' checkpoints */
-    uint64_t uses;             /* clock of ranks[].used */
+    struct checkpoints *checkpoints; /* big directories' remembered keys, owned */
     char *pubsub;              /* XEP-0214 <repo address=…/> */
     int page_max;              /* cap of every reply */
     int verbose_max;           /* pages up to this size are verbose */
@@ -71,8 +54,9 @@ int listing_new(struct listing **out, const struct listing_settings *settings)
     struct listing *listing = calloc(1, sizeof(*listing));
 
     *out = NULL;
-    if (!listing || !(listing->pubsub = strdup(settings->pubsub ? settings->pubsub : ""))) {
-        free(listing);
+    if (!listing || !(listing->pubsub = strdup(settings->pubsub ? settings->pubsub : "")) ||
+        checkpoints_new(&listing->checkpoints) != 0) {
+        listing_free(listing);
         return FR_ENOMEM;
     }
     listing->page_max = settings->page_max > 0 ? settings->page_max : 1;
@@ -81,21 +65,11 @@ int listing_new(struct listing **out, const struct listing_settings *settings)
     return 0;
 }
 
-static void listing_ranks_clear(struct listing_ranks *ranks)
-{
-    for (size_t i = 0; i < ranks->count; i++)
-        free(ranks->names[i]);
-    free(ranks->names);
-    free(ranks->is_dir);
-    memset(ranks, 0, sizeof(*ranks));
-}
-
 void listing_free(struct listing *listing)
 {
     if (!listing)
         return;
-    for (size_t i = 0; i < LISTING_CHECKPOINT_DIRS; i++)
-        listing_ranks_clear(&listing->ranks[i]);
+    checkpoints_free(listing->checkpoints);
     free(listing->pubsub);
     free(listing);
 }
@@ -401,111 +375,6 @@ static int listing_add_entry(const struct catalog_fis_entry *entry, void *data)
     return fis_file_add(page->el, &file) ? 0 : FR_ENOMEM;
 }
 
-static int listing_ranks_add(bool is_dir, const char *name, void *data)
-{
-    struct listing_ranks *ranks = data;
-
-    if (ranks->count == ranks->alloc) {
-        size_t alloc = ranks->alloc ? ranks->alloc * 2 : 64;
-        char **names = realloc(ranks->names, alloc * sizeof(*names));
-        bool *kinds;
-
-        if (!names)
-            return FR_ENOMEM;
-        ranks->names = names;
-        if (!(kinds = realloc(ranks->is_dir, alloc * sizeof(*kinds))))
-            return FR_ENOMEM;
-        ranks->is_dir = kinds;
-        ranks->alloc = alloc;
-    }
-    if (!(ranks->names[ranks->count] = strdup(name)))
-        return FR_ENOMEM;
-    ranks->is_dir[ranks->count++] = is_dir;
-    return 0;
-}
-
-/* (Re)reads the checkpoints of dir_id into a slot; returns it or NULL. */
-static struct listing_ranks *listing_ranks_build(struct listing *listing, int64_t dir_id)
-{
-    struct listing_ranks *slot = &listing->ranks[0];
-    int64_t version;
-
-    for (size_t i = 0; i < LISTING_CHECKPOINT_DIRS; i++) {
-        if (listing->ranks[i].dir_id == dir_id) {
-            slot = &listing->ranks[i];
-            break;
-        }
-        if (listing->ranks[i].used < slot->used)
-            slot = &listing->ranks[i];
-    }
-    listing_ranks_clear(slot);
-    if (catalog_fis_checkpoints(listing->catalog, dir_id, LISTING_CHECKPOINT_EVERY,
-                                listing_ranks_add, slot, &version) != 0 ||
-        slot->count == 0) {
-        listing_ranks_clear(slot);
-        return NULL;
-    }
-    slot->dir_id = dir_id;
-    slot->version = version;
-    slot->used = ++listing->uses;
-    log_debug("query", "dir=%" PRId64 " version=%" PRId64 ": %zu checkpoints", dir_id, version,
-              slot->count);
-    return slot;
-}
-
-static struct listing_ranks *listing_ranks_find(struct listing *listing, int64_t dir_id)
-{
-    for (size_t i = 0; i < LISTING_CHECKPOINT_DIRS; i++) {
-        if (listing->ranks[i].dir_id == dir_id) {
-            listing->ranks[i].used = ++listing->uses;
-            return &listing->ranks[i];
-        }
-    }
-    return NULL;
-}
-
-/* Listing order of two keys: directories first, then names bytewise. */
-static int listing_key_cmp(bool a_dir, const char *a, bool b_dir, const char *b)
-{
-    if (a_dir != b_dir)
-        return a_dir ? -1 : 1;
-    return strcmp(a, b);
-}
-
-/* Points the page at the nearest checkpoint at or before where it starts. */
-static void listing_ranks_base(const struct listing_ranks *ranks,
-                               struct catalog_fis_page *request)
-{
-    size_t k = 0;
-
-    if (request->from == CATALOG_FIS_INDEX) {
-        k = (size_t)(request->index / LISTING_CHECKPOINT_EVERY);
-        if (k >= ranks->count)
-            k = ranks->count - 1;
-    } else {
-        size_t lo = 0, hi = ranks->count; /* the last checkpoint <= key is in [lo, hi) */
-
-        while (hi - lo > 1) {
-            size_t mid = lo + (hi - lo) / 2;
-
-            if (listing_key_cmp(ranks->is_dir[mid], ranks->names[mid], request->key_is_dir,
-                                request->key_name) <= 0)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        k = lo;
-        if (listing_key_cmp(ranks->is_dir[k], ranks->names[k], request->key_is_dir,
-                            request->key_name) > 0)
-            return; /* before the first checkpoint: count from the start */
-    }
-    request->base_name = ranks->names[k];
-    request->base_is_dir = ranks->is_dir[k];
-    request->base_rank = (int64_t)k * LISTING_CHECKPOINT_EVERY;
-    /* The key lies before the next checkpoint. */
-    request->base_span = LISTING_CHECKPOINT_EVERY + 1;
-}
-
 static xmpp_stanza_t *listing_fis_dir(struct listing *listing, xmpp_stanza_t *iq, const char *node,
                                     int64_t dir_id, const struct rsm_request *rsm)
 {
@@ -521,26 +390,26 @@ static xmpp_stanza_t *listing_fis_dir(struct listing *listing, xmpp_stanza_t *iq
     struct listing_page page = { .info = &info, .verbose_max = listing->verbose_max };
     bool positioned = rsm->from == RSM_FROM_AFTER || rsm->from == RSM_FROM_BEFORE ||
                       rsm->from == RSM_FROM_INDEX;
-    struct listing_ranks *ranks = NULL;
+    const struct checkpoints_dir *ranks = NULL;
     xmpp_stanza_t *reply = NULL;
     int error;
 
     if ((rsm->from == RSM_FROM_AFTER || rsm->from == RSM_FROM_BEFORE) &&
         listing_uid_decode(rsm->uid, &request.key_is_dir, key) != 0)
         return listing_bad_request(iq, "the RSM UID is not one this service handed out");
-    if (positioned && !(ranks = listing_ranks_find(listing, dir_id))) {
+    if (positioned && !(ranks = checkpoints_find(listing->checkpoints, dir_id))) {
         int64_t count, version;
 
         error = catalog_fis_dir_stats(listing->catalog, dir_id, &count, &version);
         if (error != 0)
             return listing_failure(listing, iq, error);
-        if (count >= LISTING_CHECKPOINT_MIN)
-            ranks = listing_ranks_build(listing, dir_id);
+        if (count >= CHECKPOINTS_MIN)
+            ranks = checkpoints_build(listing->checkpoints, listing->catalog, dir_id);
     }
     for (int attempt = 0;; attempt++) {
         request.base_name = NULL;
         if (ranks)
-            listing_ranks_base(ranks, &request);
+            checkpoints_base(ranks, &request);
         page.rows = 0;
         if (!(reply = listing_fis_reply(iq, node, &page.el)))
             return NULL;
@@ -551,15 +420,15 @@ static xmpp_stanza_t *listing_fis_dir(struct listing *listing, xmpp_stanza_t *iq
             return listing_failure(listing, iq, error);
         }
         /* Checkpoints of another version: positions may be off; again. */
-        if (!ranks || !request.base_name || info.version == ranks->version || attempt > 0)
+        if (!ranks || !request.base_name || info.version == checkpoints_version(ranks) ||
+            attempt > 0)
             break;
         xmpp_stanza_release(reply);
-        ranks = info.count >= LISTING_CHECKPOINT_MIN ? listing_ranks_build(listing, dir_id)
-                                                     : NULL;
-        if (!ranks)
-            for (size_t i = 0; i < LISTING_CHECKPOINT_DIRS; i++)
-                if (listing->ranks[i].dir_id == dir_id)
-                    listing_ranks_clear(&listing->ranks[i]);
+        checkpoints_forget(listing->checkpoints, dir_id);
+        if (info.count >= CHECKPOINTS_MIN)
+            ranks = checkpoints_build(listing->checkpoints, listing->catalog, dir_id);
+        else
+            ranks = NULL;
     }
     if (rsm_reply_add(page.el, &(struct rsm_reply){
             .first = page.rows ? page.first : NULL, .first_index = info.first_index,
