@@ -373,7 +373,8 @@ def main():
             {"name": "releases", "path": public, "description": "Public releases"},
             {"name": "private", "path": private, "description": "Team only",
              "access": "whitelist",
-             "members": [env["XMPP_USER_BOB"], env["XMPP_USER_CAROL"] + "/desk"]},
+             # Written as people do: the bare part's case does not matter.
+             "members": [env["XMPP_USER_BOB"].upper(), env["XMPP_USER_CAROL"] + "/desk"]},
         ],
         "indexer": {"settle_ms": 0},
         "query": {"page_max": 500, "verbose_max": 20, "rate_per_second": 100000,
