@@ -11,9 +11,11 @@
  * Positions (<first index=…/>, <index/> jumps) in a big directory would
  * cost a count from its start.  Instead the service remembers, per big
  * directory, every CHECKPOINTS_EVERY-th key with the directory's version
- * (checkpoints.c), and counts only from the nearest checkpoint.  A page whose answer shows another version is
- * asked again with fresh checkpoints, so positions are always those of one
- * snapshot.  The few directories remembered are the most recently used.
+ * (checkpoints.c), and counts only from the nearest checkpoint.  A page
+ * whose answer shows another version is asked again with fresh
+ * checkpoints, so positions are always those of one snapshot.  Reading
+ * them walks the directory's index once (about half a second for a million
+ * entries, on the loop thread), once per version of the directory.
  */
 #include "listing.h"
 #include "checkpoints.h"
@@ -37,16 +39,16 @@
 
 struct listing {
     struct checkpoints *checkpoints; /* big directories' remembered keys, owned */
-    char *pubsub;              /* XEP-0214 <repo address=…/> */
-    int page_max;              /* cap of every reply */
-    int verbose_max;           /* pages up to this size are verbose */
-    struct catalog *catalog;   /* borrowed; NULL: none */
+    char *pubsub;                    /* XEP-0214 <repo address=…/> */
+    int page_max;                    /* cap of every reply */
+    int verbose_max;                 /* pages up to this size are verbose */
+    struct catalog *catalog;         /* borrowed; NULL: none */
 };
 
 /* The requester as the catalog's access checks see it. */
 struct listing_who {
-    char bare[LISTING_JID_MAX + 1];       /* user@domain */
-    struct catalog_fis_requester req;   /* points into bare and the stanza */
+    char bare[LISTING_JID_MAX + 1];     /* user@domain */
+    struct catalog_fis_requester req;  /* points into bare and the stanza */
 };
 
 int listing_new(struct listing **out, const struct listing_settings *settings)
