@@ -11,6 +11,15 @@
 /* Statements run often enough to be prepared once per connection. */
 enum catalog_statement {
     CATALOG_STMT_DIR_CHILDREN,   /* catalog_dir_children */
+    CATALOG_STMT_FIS_REPOS,      /* catalog_fis_repos */
+    CATALOG_STMT_FIS_RESOLVE,    /* catalog_fis_resolve */
+    CATALOG_STMT_FIS_FILE,       /* catalog_fis_file */
+    CATALOG_STMT_FIS_START,      /* catalog_fis_children: first page */
+    CATALOG_STMT_FIS_AFTER,      /* catalog_fis_children: after a key */
+    CATALOG_STMT_FIS_BEFORE,     /* catalog_fis_children: before a key */
+    CATALOG_STMT_FIS_END,        /* catalog_fis_children: last page */
+    CATALOG_STMT_FIS_INDEX,      /* catalog_fis_children: from a position */
+    CATALOG_STMT_FIS_STATS,      /* catalog_fis_dir_stats */
     CATALOG_STMT_COUNT,
 };
 

@@ -96,12 +96,26 @@ static const struct config_key config_keys[] = {
     { .name = "indexer.content_store", .type = CONFIG_CHOICE, .default_value = "reflink",
       .choices = config_store_modes, .offset = FIELD(store_mode),
       .help = "how old revisions are kept: reflink, copy, hardlink or none" },
+    { .name = "query.page_max", .type = CONFIG_INT, .default_value = "250",
+      .min = 1, .max = 10000, .offset = FIELD(query_page_max),
+      .help = "most entries in one listing reply: a larger RSM <max/> is refused, "
+              "a listing asked for without <set/> is cut there (and says so)" },
+    { .name = "query.verbose_max", .type = CONFIG_INT, .default_value = "50",
+      .min = 0, .max = 10000, .offset = FIELD(query_verbose_max),
+      .help = "pages of up to this many entries show files' size, date, type and hashes; "
+              "larger ones only names" },
+    { .name = "query.rate_per_second", .type = CONFIG_INT, .default_value = "20",
+      .min = 1, .max = 100000, .offset = FIELD(query_rate_per_second),
+      .help = "requests a second one requester (bare JID) may make on average" },
+    { .name = "query.rate_burst", .type = CONFIG_INT, .default_value = "50",
+      .min = 1, .max = 100000, .offset = FIELD(query_rate_burst),
+      .help = "requests one requester may make at once before the rate applies" },
 };
 
 #define CONFIG_KEYS_COUNT (sizeof(config_keys) / sizeof(*config_keys))
 
 /* Objects that group keys; their members are checked against the table. */
-static const char *const config_sections[] = { "database", "xmpp", "log", "indexer" };
+static const char *const config_sections[] = { "database", "xmpp", "log", "indexer", "query" };
 
 /* Keys people try first for secrets, answered with where the secret goes. */
 static const struct {

@@ -85,6 +85,11 @@ struct config {
     int rescan_seconds;             /* period of the safety-net full rescan */
     unsigned digests;               /* enum config_digest bits; sha-256 always set */
     int store_mode;                 /* enum config_store_mode */
+
+    int query_page_max;             /* cap of a listing reply */
+    int query_verbose_max;          /* pages up to this size are verbose */
+    int query_rate_per_second;      /* requests a second per requester */
+    int query_rate_burst;           /* and at once */
 };
 
 /** Who reads the configuration decides which secrets must be at hand. */

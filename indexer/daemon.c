@@ -20,6 +20,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
@@ -117,6 +119,13 @@ static int daemon_timeout(struct daemon *d, uint64_t now)
 int daemon_run(const struct config *config)
 {
     struct daemon d = { .config = config, .signal_fd = -1 };
+    /* The XEP-0214 repository list names the service the publisher uses. */
+    const struct service_settings service_settings = {
+        .name = config->xmpp_name, .pubsub = config->xmpp_pubsub,
+        .page_max = config->query_page_max, .verbose_max = config->query_verbose_max,
+        .rate_per_second = config->query_rate_per_second,
+        .rate_burst = config->query_rate_burst,
+    };
     int error = FR_ERROR;
 
     if (daemon_state_dir_prepare(config) != 0)
@@ -128,7 +137,7 @@ int daemon_run(const struct config *config)
     }
     if (catalog_new(&d.catalog, config->db_conninfo, config->db_password) != 0 ||
         keeper_new(&d.keeper, d.catalog, config->db_reconnect_max_seconds) != 0 ||
-        service_new(&d.service, config->xmpp_name) != 0 ||
+        service_new(&d.service, &service_settings) != 0 ||
         component_new(&d.component, config, d.service) != 0 ||
         publisher_new(&d.publisher, config) != 0) {
         log_error("daemon", "out of memory");
@@ -137,6 +146,9 @@ int daemon_run(const struct config *config)
     component_set_listener(d.component, publisher_on_stream, d.publisher);
     if (indexer_new(&d.indexer, config) != 0)
         goto done;
+    /* Listings read the loop's own connection: single prepared statements,
+     * answered between the loop's other turns. */
+    service_set_catalog(d.service, d.catalog);
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);
 

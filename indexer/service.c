@@ -1,15 +1,23 @@
 /*
  * service.c - the IQ router of filerepod's component JID.
  *
- * service_routes[] is the whole contract: (namespace, IQ type, feature,
- * handler).  Handlers build their reply and return it; the stanza handler
- * registered on the connection sends it.  Handlers never block: anything slow
- * belongs to a worker that answers later.
+ * service_routes[] is the whole contract: (namespace, IQ type, handler, the
+ * feature it serves besides its namespace).  Handlers build their reply and
+ * return it; the stanza handler registered on the connection sends it.
+ * Handlers never block for long: the listings are single prepared catalog
+ * queries on the loop's connection; anything slow belongs to a worker that
+ * answers later.  Every request first takes a token from its requester's
+ * bucket (per bare JID); an empty bucket gets resource-constraint.
  */
 #include "service.h"
+#include "clock.h"
 #include "fr_error.h"
 #include "log.h"
+#include "listing.h"
+#include "ratelimit.h"
 #include "xmpp/disco.h"
+#include "xmpp/fis.h"
+#include "xmpp/rsm.h"
 #include "xmpp/stanza.h"
 
 #include <stdlib.h>
@@ -18,7 +26,9 @@
 #define XMPP_NS_PING "urn:xmpp:ping"
 
 struct service {
-    char *name; /* disco identity name */
+    char *name;                  /* disco identity name */
+    struct listing *listing;     /* listings, owned */
+    struct ratelimit *limiter;   /* requests per requester, owned */
 };
 
 typedef xmpp_stanza_t *(*service_iq_fn)(struct service *service, xmpp_stanza_t *iq,
@@ -28,47 +38,71 @@ struct service_route {
     const char *ns;      /* namespace of the IQ's payload */
     const char *type;    /* "get" or "set" */
     service_iq_fn fn;    /* builds the reply */
+    const char *also;    /* another feature the handler serves, or NULL */
 };
 
 static xmpp_stanza_t *service_disco_info(struct service *service, xmpp_stanza_t *iq,
                                          xmpp_stanza_t *payload);
 static xmpp_stanza_t *service_ping(struct service *service, xmpp_stanza_t *iq,
                                    xmpp_stanza_t *payload);
+static xmpp_stanza_t *service_disco_items(struct service *service, xmpp_stanza_t *iq,
+                                          xmpp_stanza_t *payload);
+static xmpp_stanza_t *service_fis(struct service *service, xmpp_stanza_t *iq,
+                                  xmpp_stanza_t *payload);
+static xmpp_stanza_t *service_fileshare(struct service *service, xmpp_stanza_t *iq,
+                                        xmpp_stanza_t *payload);
 
 static const struct service_route service_routes[] = {
-    { XMPP_NS_DISCO_INFO, "get", service_disco_info },
-    { XMPP_NS_PING, "get", service_ping },
+    { XMPP_NS_DISCO_INFO, "get", service_disco_info, NULL },
+    { XMPP_NS_DISCO_ITEMS, "get", service_disco_items, NULL },
+    { XMPP_NS_PING, "get", service_ping, NULL },
+    { XMPP_NS_FIS, "get", service_fis, XMPP_NS_RSM },
+    { XMPP_NS_FILESHARE, "get", service_fileshare, NULL },
 };
 
 #define SERVICE_ROUTES_COUNT (sizeof(service_routes) / sizeof(*service_routes))
 
-/* Derived from service_routes: one feature per routed namespace. */
-static const char *service_feature_list[SERVICE_ROUTES_COUNT];
+/* Features a node (a repository, directory or file) answers for. */
+static const char *const service_node_features[] = { XMPP_NS_DISCO_INFO, XMPP_NS_FIS,
+                                                     XMPP_NS_RSM };
+
+/* Derived from service_routes: each routed namespace and what it also serves. */
+static const char *service_feature_list[2 * SERVICE_ROUTES_COUNT];
+
+static void service_feature_add(size_t *n, const char *feature)
+{
+    for (size_t j = 0; j < *n; j++)
+        if (strcmp(service_feature_list[j], feature) == 0)
+            return;
+    service_feature_list[(*n)++] = feature;
+}
 
 size_t service_features(const char *const **out)
 {
     size_t n = 0;
 
     for (size_t i = 0; i < SERVICE_ROUTES_COUNT; i++) {
-        size_t j;
-
-        for (j = 0; j < n; j++)
-            if (strcmp(service_feature_list[j], service_routes[i].ns) == 0)
-                break;
-        if (j == n)
-            service_feature_list[n++] = service_routes[i].ns;
+        service_feature_add(&n, service_routes[i].ns);
+        if (service_routes[i].also)
+            service_feature_add(&n, service_routes[i].also);
     }
     *out = service_feature_list;
     return n;
 }
 
-int service_new(struct service **out, const char *name)
+int service_new(struct service **out, const struct service_settings *settings)
 {
     struct service *service = calloc(1, sizeof(*service));
+    const struct listing_settings listing = {
+        .pubsub = settings->pubsub, .page_max = settings->page_max,
+        .verbose_max = settings->verbose_max,
+    };
 
     *out = NULL;
-    if (!service || !(service->name = strdup(name))) {
-        free(service);
+    if (!service || !(service->name = strdup(settings->name)) ||
+        listing_new(&service->listing, &listing) != 0 ||
+        ratelimit_new(&service->limiter, settings->rate_per_second, settings->rate_burst) != 0) {
+        service_free(service);
         return FR_ENOMEM;
     }
     *out = service;
@@ -80,7 +114,14 @@ void service_free(struct service *service)
     if (!service)
         return;
     free(service->name);
+    listing_free(service->listing);
+    ratelimit_free(service->limiter);
     free(service);
+}
+
+void service_set_catalog(struct service *service, struct catalog *catalog)
+{
+    listing_set_catalog(service->listing, catalog);
 }
 
 static xmpp_stanza_t *service_disco_info(struct service *service, xmpp_stanza_t *iq,
@@ -93,12 +134,15 @@ static xmpp_stanza_t *service_disco_info(struct service *service, xmpp_stanza_t 
     size_t count = service_features(&features);
     xmpp_stanza_t *reply, *query;
 
-    /* No node is served yet: repositories and directories come with the
-     * listings. */
-    if (node)
-        return stanza_iq_error(ctx, iq, "cancel", "item-not-found", "no such node");
+    /* A node is a path in the published tree: it answers for listings. */
+    if (node) {
+        if ((reply = listing_node_check(service->listing, iq, node)))
+            return reply;
+        features = service_node_features;
+        count = sizeof(service_node_features) / sizeof(*service_node_features);
+    }
     reply = stanza_iq_result(ctx, iq);
-    query = disco_info_build(ctx, NULL, &identity, 1, features, count);
+    query = disco_info_build(ctx, node, &identity, 1, features, count);
     if (!reply || !query || xmpp_stanza_add_child(reply, query) != XMPP_EOK) {
         xmpp_stanza_release(reply);
         xmpp_stanza_release(query);
@@ -114,6 +158,36 @@ static xmpp_stanza_t *service_ping(struct service *service, xmpp_stanza_t *iq,
     (void)service;
     (void)payload;
     return stanza_iq_result(xmpp_stanza_get_context(iq), iq);
+}
+
+static xmpp_stanza_t *service_disco_items(struct service *service, xmpp_stanza_t *iq,
+                                          xmpp_stanza_t *payload)
+{
+    return listing_disco_items(service->listing, iq, payload);
+}
+
+static xmpp_stanza_t *service_fis(struct service *service, xmpp_stanza_t *iq,
+                                  xmpp_stanza_t *payload)
+{
+    return listing_fis(service->listing, iq, payload);
+}
+
+static xmpp_stanza_t *service_fileshare(struct service *service, xmpp_stanza_t *iq,
+                                        xmpp_stanza_t *payload)
+{
+    return listing_fileshare(service->listing, iq, payload);
+}
+
+/* The requester's bare JID, the key of its rate (at most len - 1 bytes). */
+static void service_requester(xmpp_stanza_t *iq, char *out, size_t len)
+{
+    const char *from = xmpp_stanza_get_from(iq);
+    size_t n = from ? strcspn(from, "/") : 0;
+
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, from ? from : "", n);
+    out[n] = '\0';
 }
 
 xmpp_stanza_t *service_handle_iq(struct service *service, xmpp_stanza_t *iq)
@@ -133,6 +207,16 @@ xmpp_stanza_t *service_handle_iq(struct service *service, xmpp_stanza_t *iq)
         return stanza_iq_error(ctx, iq, "modify", "bad-request",
                                "an IQ request needs an id and one payload element");
     ns = xmpp_stanza_get_ns(payload);
+    if (ns) {
+        char who[1024];
+
+        service_requester(iq, who, sizeof(who));
+        if (!ratelimit_take(service->limiter, who, clock_now_ms())) {
+            log_debug("query", "rate limit: requester=%s", who);
+            return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
+                                   "too many requests; slow down");
+        }
+    }
     for (size_t i = 0; ns && i < SERVICE_ROUTES_COUNT; i++) {
         const struct service_route *route = &service_routes[i];
 

@@ -12,13 +12,31 @@
 #include <stddef.h>
 #include <strophe.h>
 
+#include "catalog.h"
+
 struct service;
 
+/** What the service is told at start (strings copied). */
+struct service_settings {
+    const char *name;          /* the disco identity's name */
+    const char *pubsub;        /* pubsub service the repositories live on */
+    int page_max;              /* query.page_max */
+    int verbose_max;           /* query.verbose_max */
+    int rate_per_second;       /* query.rate_per_second */
+    int rate_burst;            /* query.rate_burst */
+};
+
 /**
- * Creates the service.  `name` (copied) is the disco identity's name.
- * Returns 0 and hands it to *out, or FR_ENOMEM.
+ * Creates the service.  It answers listings once it has a catalog
+ * (service_set_catalog).  Returns 0 and hands it to *out, or FR_ENOMEM.
  */
-int service_new(struct service **out, const char *name);
+int service_new(struct service **out, const struct service_settings *settings);
+
+/**
+ * Gives the service the catalog connection its listings read (borrowed;
+ * NULL: none).  Requests that need it get a `wait` error while it is down.
+ */
+void service_set_catalog(struct service *service, struct catalog *catalog);
 
 /** Frees the service; NULL is fine. */
 void service_free(struct service *service);

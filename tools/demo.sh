@@ -81,7 +81,7 @@ for _ in $(seq 100); do
         grep -q '"outbox_pending":0' && break
     sleep 0.1
 done
-FILEREPO_JID=$XMPP_USER_ALICE FILEREPO_PASSWORD=$XMPP_PASS_ALICE \
+FILEREPO_XMPP_JID=$XMPP_USER_ALICE FILEREPO_XMPP_PASSWORD=$XMPP_PASS_ALICE \
     "$src/build/filerepo" subscribe --server "$XMPP_HOST:$XMPP_C2S_PORT" --count 1 \
     "$XMPP_PUBSUB_JID" releases >"$dir/subscriber.out" 2>"$dir/subscriber.err" &
 subscriber=$!

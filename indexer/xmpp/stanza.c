@@ -30,6 +30,63 @@ xmpp_stanza_t *stanza_add_element(xmpp_stanza_t *parent, const char *name, const
     return child;
 }
 
+xmpp_stanza_t *stanza_add_text_element(xmpp_stanza_t *parent, const char *name, const char *ns,
+                                       const char *text)
+{
+    xmpp_stanza_t *child = stanza_add_element(parent, name, ns);
+    xmpp_stanza_t *body;
+
+    if (!child)
+        return NULL;
+    body = xmpp_stanza_new(xmpp_stanza_get_context(parent));
+    if (!body || xmpp_stanza_set_text(body, text) != XMPP_EOK ||
+        xmpp_stanza_add_child(child, body) != XMPP_EOK) {
+        xmpp_stanza_release(body);
+        return NULL;
+    }
+    xmpp_stanza_release(body);
+    return child;
+}
+
+int stanza_text_is_valid(const char *text)
+{
+    const unsigned char *s = (const unsigned char *)text;
+
+    while (*s) {
+        unsigned c = *s, need, cp;
+
+        if (c < 0x80) {
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                return 0;
+            s++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        for (unsigned i = 1; i <= need; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        /* Overlong forms, surrogates, beyond U+10FFFF, U+FFFE/U+FFFF. */
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+            return 0;
+        s += need + 1;
+    }
+    return 1;
+}
+
 static xmpp_stanza_t *stanza_iq_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *request, const char *type)
 {
     xmpp_stanza_t *reply = xmpp_iq_new(ctx, type, xmpp_stanza_get_id(request));

@@ -24,6 +24,19 @@ xmpp_stanza_t *stanza_first_element(xmpp_stanza_t *stanza);
 xmpp_stanza_t *stanza_add_element(xmpp_stanza_t *parent, const char *name, const char *ns);
 
 /**
+ * As stanza_add_element, with `text` (escaped by libstrophe) as the
+ * element's content.  Returns the new child (borrowed), or NULL.
+ */
+xmpp_stanza_t *stanza_add_text_element(xmpp_stanza_t *parent, const char *name, const char *ns,
+                                       const char *text);
+
+/**
+ * Returns whether `text` can travel in XML 1.0: valid UTF-8 without
+ * control characters other than tab, newline and carriage return.
+ */
+int stanza_text_is_valid(const char *text);
+
+/**
  * Creates the `type='result'` reply to an IQ request: same id, to = the
  * request's from, from = the request's to.  Returns a new stanza or NULL.
  */

@@ -106,7 +106,8 @@ static void test_catalog__migrate_fresh_database(void **state)
 
     assert_string_equal(value(f, "SELECT string_agg(tablename, ',' ORDER BY tablename)"
                                  " FROM pg_tables WHERE schemaname = 'public'"),
-                        "acl,entry,indexer_progress,mirror,mirror_copy,outbox,repository,"
+                        "acl,entry,entry_listing_stats,indexer_progress,mirror,mirror_copy,"
+                        "outbox,repository,"
                         "revision,schema_migration,transfer");
     assert_string_equal(value(f, "SELECT name FROM schema_migration WHERE version = 1"),
                         "catalog");

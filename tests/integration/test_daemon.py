@@ -53,13 +53,16 @@ def main():
         with Client(env["XMPP_USER_ALICE"], env["XMPP_PASS_ALICE"], env["XMPP_HOST"],
                     env["XMPP_C2S_PORT"]) as alice:
             # disco#info on the component's domain: identity and exactly the
-            # features served so far.
+            # features served (the listings are tested in test_query.py).
             reply = alice.iq(DISCO_INFO.format(to=component))
             check(reply.get("type") == "result", f"disco#info: {error_condition(reply)}")
             identities, features = disco_identity_and_features(reply)
             check(identities == [("component", "generic", "Test releases")],
                   f"identities {identities}")
-            check(features == ["http://jabber.org/protocol/disco#info", "urn:xmpp:ping"],
+            check(features == ["http://jabber.org/protocol/disco#info",
+                               "http://jabber.org/protocol/disco#items", "urn:xmpp:ping",
+                               "urn:xmpp:fis:0", "http://jabber.org/protocol/rsm",
+                               "http://jabber.org/protocol/si/profile/fileshare"],
                   f"features {features}")
 
             # The same from a JID under the component (XEP-0214 sends its
@@ -68,14 +71,14 @@ def main():
             check(reply.get("type") == "result" and reply.get("from") == "releases@" + component,
                   f"disco#info on a user JID: {reply.get('type')} {error_condition(reply)}")
 
-            # A node the daemon does not serve.
+            # A node that is no path in the catalog.
             reply = alice.iq(f"<iq type='get' to='{component}'><query xmlns='"
                              f"http://jabber.org/protocol/disco#info' node='nope'/></iq>")
             check(error_condition(reply) == "item-not-found", f"unknown node: {reply!r}")
 
-            # A namespace nobody serves yet.
+            # A namespace nobody serves.
             reply = alice.iq(f"<iq type='get' to='{component}'>"
-                             f"<query xmlns='urn:xmpp:fis:0'/></iq>")
+                             f"<query xmlns='urn:xmpp:nothing-here:0'/></iq>")
             check(reply.get("type") == "error" and error_condition(reply) == "service-unavailable",
                   f"unserved namespace: {error_condition(reply)}")
 

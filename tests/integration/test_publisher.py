@@ -218,8 +218,8 @@ def main():
             check(r.get("type") == "result", f"alice subscribes to {repo}: {error_condition(r)}")
 
             # `filerepo subscribe` as bob, next to alice's independent client.
-            sub_env = dict(os.environ, FILEREPO_JID=env["XMPP_USER_BOB"],
-                           FILEREPO_PASSWORD=env["XMPP_PASS_BOB"])
+            sub_env = dict(os.environ, FILEREPO_XMPP_JID=env["XMPP_USER_BOB"],
+                           FILEREPO_XMPP_PASSWORD=env["XMPP_PASS_BOB"])
             follower = subprocess.Popen(
                 [binary("filerepo"), "subscribe", "--json", "--count", "3",
                  "--server", f"{env['XMPP_HOST']}:{env['XMPP_C2S_PORT']}", service, repo],

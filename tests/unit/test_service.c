@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <strophe.h>
 
@@ -26,7 +27,12 @@ static int setup(void **state)
 
     xmpp_initialize();
     f.ctx = xmpp_ctx_new(NULL, NULL);
-    assert_int_equal(service_new(&f.service, "Test releases"), 0);
+    const struct service_settings settings = {
+        .name = "Test releases", .pubsub = "pubsub.localhost", .page_max = 100,
+        .verbose_max = 20, .rate_per_second = 1000, .rate_burst = 1000,
+    };
+
+    assert_int_equal(service_new(&f.service, &settings), 0);
     *state = &f;
     return 0;
 }
@@ -93,10 +99,14 @@ static void test_service__disco_info(void **state)
     for (xmpp_stanza_t *c = xmpp_stanza_get_children(query); c; c = xmpp_stanza_get_next(c))
         if (strcmp(xmpp_stanza_get_name(c), "feature") == 0 && n < 8)
             features[n++] = xmpp_stanza_get_attribute(c, "var");
-    /* Exactly what is served so far. */
-    assert_int_equal(n, 2);
+    /* Exactly what is served. */
+    assert_int_equal(n, 6);
     assert_string_equal(features[0], "http://jabber.org/protocol/disco#info");
-    assert_string_equal(features[1], "urn:xmpp:ping");
+    assert_string_equal(features[1], "http://jabber.org/protocol/disco#items");
+    assert_string_equal(features[2], "urn:xmpp:ping");
+    assert_string_equal(features[3], "urn:xmpp:fis:0");
+    assert_string_equal(features[4], "http://jabber.org/protocol/rsm");
+    assert_string_equal(features[5], "http://jabber.org/protocol/si/profile/fileshare");
     xmpp_stanza_release(reply);
 }
 
@@ -106,20 +116,115 @@ static void test_service__features_match_routes(void **state)
     const char *const *features;
     size_t n = service_features(&features);
 
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 6);
     assert_string_equal(features[0], XMPP_NS_DISCO_INFO);
-    assert_string_equal(features[1], "urn:xmpp:ping");
+    assert_string_equal(features[2], "urn:xmpp:ping");
 }
 
-static void test_service__disco_info_unknown_node(void **state)
+static void test_service__disco_info_node_needs_catalog(void **state)
 {
     struct fixture *f = *state;
     xmpp_stanza_t *reply = answer(f,
         "<iq type='get' id='d2' from='a@localhost/x' to='files.localhost'>"
         "<query xmlns='http://jabber.org/protocol/disco#info' node='releases/x'/></iq>");
 
-    assert_error(reply, "cancel", "item-not-found");
+    /* Nodes are paths in the catalog: without one, come back later. */
+    assert_error(reply, "wait", "internal-server-error");
     xmpp_stanza_release(reply);
+
+    /* A path that can name nothing is refused before any lookup. */
+    reply = answer(f, "<iq type='get' id='d3' from='a@localhost/x' to='files.localhost'>"
+                      "<query xmlns='http://jabber.org/protocol/disco#info' node='r/../x'/></iq>");
+    assert_error(reply, "modify", "bad-request");
+    xmpp_stanza_release(reply);
+}
+
+/* Requests the service reads before it asks the catalog. */
+static void test_service__fis_bad_requests(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bad[] = {
+        "<query xmlns='urn:xmpp:fis:0' node='releases/../etc'/>",
+        "<query xmlns='urn:xmpp:fis:0' node='releases//x'/>",
+        "<query xmlns='urn:xmpp:fis:0' node='/releases'/>",
+        "<query xmlns='urn:xmpp:fis:0' node='releases/'/>",
+        "<query xmlns='urn:xmpp:fis:0' node=''/>",
+        "<query xmlns='urn:xmpp:fis:0' node='releases/.'/>",
+        "<query xmlns='urn:xmpp:fis:0' node='releases/a&#x7f;b'/>",
+        "<query xmlns='urn:xmpp:fis:0'><set xmlns='http://jabber.org/protocol/rsm'>"
+        "<index>-1</index></set></query>",
+        "<query xmlns='urn:xmpp:fis:0'><set xmlns='http://jabber.org/protocol/rsm'>"
+        "<max>101</max></set></query>",
+        "<query xmlns='urn:xmpp:fis:0'><set xmlns='http://jabber.org/protocol/rsm'>"
+        "<max>ten</max></set></query>",
+        "<query xmlns='urn:xmpp:fis:0'><set xmlns='http://jabber.org/protocol/rsm'>"
+        "<after>x</after><index>3</index></set></query>",
+        "<query xmlns='urn:xmpp:fis:0'><set xmlns='http://jabber.org/protocol/rsm'>"
+        "<after/></set></query>",
+        "<other xmlns='urn:xmpp:fis:0'/>",
+        "<fileshare xmlns='http://jabber.org/protocol/si/profile/fileshare'/>",
+    };
+    char text[512];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        xmpp_stanza_t *reply;
+
+        snprintf(text, sizeof(text), "<iq type='get' id='b%zu' from='a@localhost/x' "
+                 "to='files.localhost'>%s</iq>", i, bad[i]);
+        reply = answer(f, text);
+        assert_error(reply, "modify", "bad-request");
+        assert_non_null(xmpp_stanza_get_child_by_name(
+            xmpp_stanza_get_child_by_name(reply, "error"), "text"));
+        xmpp_stanza_release(reply);
+    }
+}
+
+static void test_service__listing_without_catalog(void **state)
+{
+    struct fixture *f = *state;
+    xmpp_stanza_t *reply = answer(f,
+        "<iq type='get' id='w1' from='a@localhost/x' to='files.localhost'>"
+        "<query xmlns='urn:xmpp:fis:0' node='releases'/></iq>");
+
+    assert_error(reply, "wait", "internal-server-error");
+    xmpp_stanza_release(reply);
+}
+
+static void test_service__rate_limit(void **state)
+{
+    (void)state;
+    xmpp_ctx_t *ctx = xmpp_ctx_new(NULL, NULL);
+    const struct service_settings settings = {
+        .name = "limited", .pubsub = "pubsub.localhost", .page_max = 10, .verbose_max = 5,
+        .rate_per_second = 1, .rate_burst = 3,
+    };
+    struct service *service;
+    int refused = 0, answered = 0;
+
+    assert_int_equal(service_new(&service, &settings), 0);
+    for (int i = 0; i < 6; i++) {
+        /* Several resources of one account share its allowance. */
+        char text[256];
+        xmpp_stanza_t *request, *reply;
+
+        snprintf(text, sizeof(text), "<iq type='get' id='r%d' from='busy@localhost/r%d' "
+                 "to='files.localhost'><ping xmlns='urn:xmpp:ping'/></iq>", i, i);
+        request = xmpp_stanza_new_from_string(ctx, text);
+        reply = service_handle_iq(service, request);
+        if (strcmp(xmpp_stanza_get_type(reply), "result") == 0) {
+            answered++;
+        } else {
+            assert_error(reply, "wait", "resource-constraint");
+            refused++;
+        }
+        xmpp_stanza_release(reply);
+        xmpp_stanza_release(request);
+    }
+    /* The burst, and at most one refilled token if a second passed. */
+    assert_in_range(answered, 3, 4);
+    assert_int_equal(refused, 6 - answered);
+    service_free(service);
+    xmpp_ctx_free(ctx);
 }
 
 static void test_service__ping(void **state)
@@ -141,7 +246,7 @@ static void test_service__unknown_namespace(void **state)
     struct fixture *f = *state;
     xmpp_stanza_t *reply = answer(f,
         "<iq type='get' id='u1' from='a@localhost/x' to='files.localhost'>"
-        "<query xmlns='urn:xmpp:fis:0'/></iq>");
+        "<query xmlns='urn:xmpp:nothing-here:0'/></iq>");
 
     assert_error(reply, "cancel", "service-unavailable");
     assert_string_equal(xmpp_stanza_get_id(reply), "u1");
@@ -184,7 +289,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service__disco_info),
         cmocka_unit_test(test_service__features_match_routes),
-        cmocka_unit_test(test_service__disco_info_unknown_node),
+        cmocka_unit_test(test_service__disco_info_node_needs_catalog),
+        cmocka_unit_test(test_service__fis_bad_requests),
+        cmocka_unit_test(test_service__listing_without_catalog),
+        cmocka_unit_test(test_service__rate_limit),
         cmocka_unit_test(test_service__ping),
         cmocka_unit_test(test_service__unknown_namespace),
         cmocka_unit_test(test_service__malformed_requests),

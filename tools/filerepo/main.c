@@ -3,13 +3,17 @@
  *
  * Administration verbs work on the catalog named by the daemon's
  * configuration file (-c FILE, or $FILEREPO_CONFIG, or
- * /etc/filerepo/filerepod.json).  Options may come before or after the verb.
+ * /etc/filerepo/filerepod.json).  Client verbs (browse) speak XMPP as a
+ * user account and need no configuration file.  Options may come before or
+ * after the verb.
  */
+#include "browse.h"
 #include "catalog.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,6 +44,9 @@ static const struct {
     { "migrate", cmd_migrate, "",
       "apply the catalog schema migrations this filerepo carries", false },
     { "schema", cmd_schema, "", "the catalog's schema version and this filerepo's", false },
+    /* Over XMPP, as a user: no catalog. */
+    { "browse", NULL, "JID [PATH]",
+      "a listing of the service at JID, over XMPP, page by page", true },
 };
 
 static void usage(FILE *out)
@@ -53,11 +60,14 @@ static void usage(FILE *out)
             "                     then %s)\n"
             "      --json         print JSON\n"
             "\n"
-            "subscribe:\n"
-            "      --jid JID              the account (default $FILEREPO_JID)\n"
-            "      --password-file FILE   its password (default $FILEREPO_PASSWORD)\n"
-            "      --server HOST[:PORT]   connect there instead of the JID's domain\n"
-            "      --count N              stop after N notifications\n",
+            "subscribe and browse (an XMPP client login):\n"
+            "      --account JID          log in as JID (default $FILEREPO_XMPP_JID)\n"
+            "      --password-file FILE   its password (default $FILEREPO_XMPP_PASSWORD_FILE,\n"
+            "                             then $FILEREPO_XMPP_PASSWORD)\n"
+            "      --server HOST[:PORT]   connect there (default $FILEREPO_XMPP_SERVER, then\n"
+            "                             the account's domain)\n"
+            "      --count N              subscribe: stop after N notifications\n"
+            "      --page-size N          browse: entries per request (default 100)\n",
             FILEREPO_DEFAULT_CONFIG);
 }
 
@@ -98,21 +108,22 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
-        { "jid", required_argument, NULL, 'J' },
-        { "password-file", required_argument, NULL, 'P' },
-        { "server", required_argument, NULL, 'S' },
+        { "account", required_argument, NULL, 'a' },
+        { "password-file", required_argument, NULL, 'p' },
+        { "server", required_argument, NULL, 's' },
+        { "page-size", required_argument, NULL, 'n' },
         { "count", required_argument, NULL, 'N' },
         { NULL, 0, NULL, 0 },
     };
+    struct browse_options browse = { .page_size = 100 };
+    char *end;
     const char *config_path = getenv("FILEREPO_CONFIG");
     struct catalog *catalog = NULL;
     char *args[16];
     int nargs = 0, opt, status;
     size_t verb = 0;
     bool json = false;
-    const char *jid = NULL, *password_file = NULL, *server = NULL;
     long count = 0;
-    char *end;
 
     log_set_program("filerepo");
     if (!config_path || !*config_path)
@@ -135,18 +146,28 @@ int main(int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'J':
-            jid = optarg;
+        case 'a':
+            browse.account = optarg;
             break;
-        case 'P':
-            password_file = optarg;
+        case 'p':
+            browse.password_file = optarg;
             break;
-        case 'S':
-            server = optarg;
+        case 's':
+            browse.server = optarg;
+            break;
+        case 'n':
+            errno = 0;
+            browse.page_size = (int)strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || browse.page_size < 1 ||
+                browse.page_size > 10000) {
+                fprintf(stderr, "filerepo: --page-size must be a number from 1 to 10000\n");
+                return EX_USAGE;
+            }
             break;
         case 'N':
+            errno = 0;
             count = strtol(optarg, &end, 10);
-            if (*end || count < 1) {
+            if (errno || *end || end == optarg || count < 1) {
                 fprintf(stderr, "filerepo: --count wants a positive number\n");
                 return EX_USAGE;
             }
@@ -175,7 +196,13 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
-    subscribe_set_options(jid, password_file, server, count);
+    if (!verbs[verb].run) {
+        status = cmd_browse(&browse, nargs - 1, args + 1, json);
+        if (status == EX_USAGE)
+            fprintf(stderr, "usage: filerepo browse [--json] JID [PATH] [--page-size N]\n");
+        return status;
+    }
+    subscribe_set_options(browse.account, browse.password_file, browse.server, count);
     if (!verbs[verb].no_catalog) {
         status = open_catalog(&catalog, config_path);
         if (status != 0)

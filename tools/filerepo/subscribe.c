@@ -2,10 +2,11 @@
  * subscribe.c - `filerepo subscribe SERVICE NODE`: a user account follows a
  * node and prints one line per item notification.
  *
- * The account's JID comes from --jid or $FILEREPO_JID, its password from
- * --password-file or $FILEREPO_PASSWORD (never from the command line, where
- * other users could read it).  --server HOST[:PORT] connects to a given
- * address instead of the JID's domain.  Runs until interrupted, or until
+ * The login is browse's: the account from --account or $FILEREPO_XMPP_JID,
+ * its password from --password-file, $FILEREPO_XMPP_PASSWORD_FILE or
+ * $FILEREPO_XMPP_PASSWORD (never from the command line, where other users
+ * could read it), --server HOST[:PORT] or $FILEREPO_XMPP_SERVER to connect
+ * to a given address instead of the JID's domain.  Runs until interrupted, or until
  * --count notifications were printed.
  */
 #include "commands.h"
@@ -26,7 +27,7 @@
 #define SUBSCRIBE_IQ_ID "filerepo-subscribe"
 
 static struct {
-    const char *jid;            /* --jid */
+    const char *jid;            /* --account */
     const char *password_file;  /* --password-file */
     const char *server;         /* --server HOST[:PORT] */
     long count;                 /* --count: stop after so many (0: never) */
@@ -179,15 +180,18 @@ static void subscribe_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
     xmpp_free(s->ctx, bare);
 }
 
-/* The password: the first line of --password-file, or $FILEREPO_PASSWORD. */
+/* The password: the first line of --password-file (or of the file named by
+ * $FILEREPO_XMPP_PASSWORD_FILE), or $FILEREPO_XMPP_PASSWORD; as browse. */
 static char *subscribe_password(void)
 {
-    const char *env = getenv("FILEREPO_PASSWORD");
+    const char *env = getenv("FILEREPO_XMPP_PASSWORD");
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     FILE *f;
 
+    if (!subscribe_options.password_file)
+        subscribe_options.password_file = getenv("FILEREPO_XMPP_PASSWORD_FILE");
     if (!subscribe_options.password_file)
         return env ? strdup(env) : NULL;
     if (!(f = fopen(subscribe_options.password_file, "r"))) {
@@ -210,7 +214,7 @@ static char *subscribe_password(void)
 int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json)
 {
     struct subscribe_state s = { .json = json, .status = 0 };
-    const char *jid = subscribe_options.jid ? subscribe_options.jid : getenv("FILEREPO_JID");
+    const char *jid = subscribe_options.jid ? subscribe_options.jid : getenv("FILEREPO_XMPP_JID");
     char *password = NULL, *host = NULL, *colon;
     unsigned short port = 0;
     xmpp_conn_t *conn = NULL;
@@ -222,16 +226,18 @@ int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json)
     s.service = argv[0];
     s.node = argv[1];
     if (!jid || !*jid) {
-        fprintf(stderr, "filerepo: subscribe: which account? --jid or $FILEREPO_JID\n");
+        fprintf(stderr, "filerepo: subscribe: which account? --account or $FILEREPO_XMPP_JID\n");
         return EX_USAGE;
     }
     if (!(password = subscribe_password())) {
         if (!subscribe_options.password_file)
-            fprintf(stderr, "filerepo: subscribe: the account's password: --password-file "
-                            "or $FILEREPO_PASSWORD\n");
+            fprintf(stderr, "filerepo: subscribe: the account's password: --password-file, "
+                            "$FILEREPO_XMPP_PASSWORD_FILE or $FILEREPO_XMPP_PASSWORD\n");
         return EX_NOINPUT;
     }
-    if (subscribe_options.server) {
+    if (!subscribe_options.server)
+        subscribe_options.server = getenv("FILEREPO_XMPP_SERVER");
+    if (subscribe_options.server && *subscribe_options.server) {
         host = strdup(subscribe_options.server);
         if (host && (colon = strrchr(host, ':')) != NULL && !strchr(colon, ']')) {
             long p = strtol(colon + 1, NULL, 10);
