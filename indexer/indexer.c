@@ -437,6 +437,7 @@ static void ix_file_done(struct ix_repo *repo, struct ix_file *file, uint64_t no
 static void ix_commit_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
 {
     const struct catalog_batch_result *r = &batch->total;
+    char parts[24] = "";
 
     if (batch->error) {
         /* Parts already committed stay: the rescan finds them unchanged. */
@@ -466,14 +467,16 @@ static void ix_commit_done(struct ix_repo *repo, struct ix_batch *batch, uint64_
         ix_part_start(repo, batch, now);
         return;
     }
+    if (batch->parts_done > 1)
+        snprintf(parts, sizeof(parts), "%zu", batch->parts_done);
     if (r->revisions || r->entries || r->deleted)
         log_info("index", "repo=%s commit=%.12s: %d new revision%s, %d new entr%s, "
-                 "%d deleted, %.1f MB hashed in %" PRIu64 " ms (%zu part%s; scan and hash %" PRIu64
+                 "%d deleted, %.1f MB hashed in %" PRIu64 " ms (%s%sscan and hash %" PRIu64
                  ", git %" PRIu64 ", store sync %" PRIu64 ", catalog %" PRIu64 ")",
                  repo->conf->name, batch->commit, r->revisions, r->revisions == 1 ? "" : "s",
                  r->entries, r->entries == 1 ? "y" : "ies", r->deleted,
-                 (double)batch->bytes_done / 1e6, now - batch->started_ms, batch->parts_done,
-                 batch->parts_done == 1 ? "" : "s",
+                 (double)batch->bytes_done / 1e6, now - batch->started_ms,
+                 parts, batch->parts_done > 1 ? " parts; " : "",
                  batch->phase_ms[0], batch->phase_ms[1], batch->phase_ms[2], batch->phase_ms[3]);
     ix_batch_end(repo);
 }

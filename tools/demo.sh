@@ -95,9 +95,12 @@ cat "$dir/subscriber.err"
 echo "== a release team uploads proj-1.4.0.tar.gz (under a temporary name, then renamed)"
 head -c 2000000 /dev/urandom >"$dir/releases/proj-1.4.0.tar.gz.part"
 mv "$dir/releases/proj-1.4.0.tar.gz.part" "$dir/releases/proj-1.4.0.tar.gz"
+# Recorded once the catalog has a revision with exactly these bytes (a demo
+# run again on the same directory uploads new bytes: a new revision).
+sum=$(sha256sum "$dir/releases/proj-1.4.0.tar.gz" | cut -d' ' -f1)
 for _ in $(seq 100); do
-    "$src/build/filerepo" -c "$dir/filerepod.json" log releases/proj-1.4.0.tar.gz \
-        >/dev/null 2>&1 && break
+    "$src/build/filerepo" -c "$dir/filerepod.json" log releases/proj-1.4.0.tar.gz 2>/dev/null |
+        grep -q "$sum" && break
     sleep 0.1
 done
 grep "index:" "$dir/filerepod.log" | tail -n 2
