@@ -29,18 +29,21 @@ static bool versioner_fanout_name(const char *name)
     return strlen(name) == 2 && strspn(name, "0123456789abcdef") == 2;
 }
 
-/* Counts loose objects and packs under objects/ (-1 each when unreadable). */
-static void versioner_count_objects(const char *objects, long *loose, long *packs)
+/*
+ * Calls fn(fanout_fd, name, data) for every loose object under objects/
+ * (objects/ab/cdef…), then, when `remove_dirs`, removes each emptied fanout
+ * directory.  Returns -1 when objects/ cannot be read.
+ */
+static int versioner_each_loose(const char *objects, bool remove_dirs,
+                                void (*fn)(int fanout_fd, const char *name, void *data),
+                                void *data)
 {
     char path[4096 + 64];
     struct dirent *entry;
     DIR *dir = opendir(objects);
 
-    *loose = *packs = 0;
-    if (!dir) {
-        *loose = *packs = -1;
-        return;
-    }
+    if (!dir)
+        return -1;
     while ((entry = readdir(dir))) {
         DIR *sub;
         struct dirent *object;
@@ -51,10 +54,41 @@ static void versioner_count_objects(const char *objects, long *loose, long *pack
         if (!(sub = opendir(path)))
             continue;
         while ((object = readdir(sub)))
-            *loose += object->d_name[0] != '.';
+            if (object->d_name[0] != '.')
+                fn(dirfd(sub), object->d_name, data);
         closedir(sub);
+        if (remove_dirs)
+            (void)unlinkat(dirfd(dir), entry->d_name, AT_REMOVEDIR);
     }
     closedir(dir);
+    return 0;
+}
+
+static void versioner_count_one(int fanout_fd, const char *name, void *data)
+{
+    (void)fanout_fd;
+    (void)name;
+    (*(long *)data)++;
+}
+
+static void versioner_remove_one(int fanout_fd, const char *name, void *data)
+{
+    (void)data;
+    (void)unlinkat(fanout_fd, name, 0);
+}
+
+/* Counts loose objects and packs under objects/ (-1 each when unreadable). */
+static void versioner_count_objects(const char *objects, long *loose, long *packs)
+{
+    char path[4096 + 64];
+    struct dirent *entry;
+    DIR *dir;
+
+    *loose = *packs = 0;
+    if (versioner_each_loose(objects, false, versioner_count_one, loose) != 0) {
+        *loose = *packs = -1;
+        return;
+    }
     snprintf(path, sizeof(path), "%s/pack", objects);
     if (!(dir = opendir(path)))
         return;
@@ -93,24 +127,7 @@ static void versioner_remove_old(const char *objects, const char *keep)
         }
         closedir(dir);
     }
-    if (!(dir = opendir(objects)))
-        return;
-    while ((entry = readdir(dir))) {
-        DIR *sub;
-        struct dirent *object;
-
-        if (!versioner_fanout_name(entry->d_name))
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", objects, entry->d_name);
-        if (!(sub = opendir(path)))
-            continue;
-        while ((object = readdir(sub)))
-            if (object->d_name[0] != '.')
-                (void)unlinkat(dirfd(sub), object->d_name, 0);
-        closedir(sub);
-        (void)unlinkat(dirfd(dir), entry->d_name, AT_REMOVEDIR);
-    }
-    closedir(dir);
+    (void)versioner_each_loose(objects, true, versioner_remove_one, NULL);
 }
 
 /* Writes everything reachable from HEAD into one pack; *name gets its name. */
