@@ -60,6 +60,10 @@ struct ix_file {
  */
 #define IX_PART_FILES 8192
 
+/* Up to this many new objects a part syncs them one by one, not the whole
+ * file system. */
+#define IX_SYNC_EACH_MAX 64
+
 struct ix_batch {
     struct ix_job scan_job;      /* IX_JOB_SCAN */
     struct ix_job commit_job;    /* IX_JOB_COMMIT */

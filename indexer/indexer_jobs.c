@@ -172,6 +172,33 @@ static int ix_collect_below(const char *path, const unsigned char sha256[32], ui
     return 0;
 }
 
+/*
+ * Makes the part's new objects durable: one by one when they are few (a
+ * syncfs would also wait for everything else being written to the file
+ * system, a big upload in progress say), else the whole file system at once.
+ */
+static int ix_store_sync(struct ix_batch *batch)
+{
+    struct store *store = batch->repo->indexer->store;
+    unsigned char (*objects)[32];
+    size_t count = 0;
+    int error;
+
+    if (store_get_mode(store) == STORE_NONE)
+        return 0;
+    if (batch->files_count > IX_SYNC_EACH_MAX)
+        return store_sync(store);
+    objects = calloc(batch->files_count + 1, sizeof(*objects));
+    if (!objects)
+        return FR_ENOMEM;
+    for (size_t i = 0; i < batch->files_count; i++)
+        if (!batch->files[i].error)
+            memcpy(objects[count++], batch->files[i].hash.sha256, 32);
+    error = store_sync_objects(store, (const unsigned char (*)[32])objects, count);
+    free(objects);
+    return error;
+}
+
 static void ix_commit(struct ix_batch *batch)
 {
     struct ix_repo *repo = batch->repo;
@@ -258,10 +285,10 @@ static void ix_commit(struct ix_batch *batch)
 
     batch->commit_ms[1] = clock_now_ms();
     /* The catalog will name these objects: their names must last. */
-    if (store_sync(repo->indexer->store) != 0) {
-        batch->error = FR_ERROR;
+    if ((rc = ix_store_sync(batch)) != 0) {
+        batch->error = rc;
         snprintf(batch->error_text, sizeof(batch->error_text), "store: sync: %s",
-                 strerror(errno));
+                 rc == FR_ENOTFOUND ? "an object just stored is missing" : strerror(errno));
         goto done;
     }
     batch->commit_ms[2] = clock_now_ms();

@@ -569,3 +569,36 @@ int store_sync(struct store *store)
 {
     return syncfs(store->objects_fd) == 0 ? 0 : FR_ERROR;
 }
+
+int store_sync_objects(struct store *store, const unsigned char (*sha256)[32], size_t count)
+{
+    bool fanout_synced[256] = { false };
+    char rel[STORE_REL_SIZE];
+
+    for (size_t i = 0; i < count; i++) {
+        int fd;
+
+        store_object_rel(rel, sha256[i]);
+        fd = openat(store->objects_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return errno == ENOENT ? FR_ENOTFOUND : FR_ERROR;
+        if (fsync(fd) != 0) {
+            store_close(fd);
+            return FR_ERROR;
+        }
+        close(fd);
+        if (!fanout_synced[sha256[i][0]]) {
+            char name[3] = { rel[0], rel[1], '\0' };
+
+            fd = openat(store->objects_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0 || fsync(fd) != 0) {
+                store_close(fd);
+                return FR_ERROR;
+            }
+            close(fd);
+            fanout_synced[sha256[i][0]] = true;
+        }
+    }
+    /* A fanout directory made for this batch is a name in objects/. */
+    return count == 0 || fsync(store->objects_fd) == 0 ? 0 : FR_ERROR;
+}

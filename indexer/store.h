@@ -33,9 +33,9 @@
  * Crash safety: an object appears under its final name only complete
  * (written to an unnamed O_TMPFILE, then linked into place), so a process
  * that dies leaves either the whole object or none.  Objects and names
- * become durable together with store_sync(), which the caller runs once per
- * batch before recording anything that refers to them: one sync of the
- * file system instead of an fsync per object.  A power loss before that
+ * become durable together with store_sync() (one sync of the file system)
+ * or store_sync_objects() (an fsync of each, for a few), which the caller
+ * runs once per batch before recording anything that refers to them.  A power loss before that
  * sync can leave a name whose data is missing; such an object is shorter
  * than its bytes, and the next ingest of the same bytes replaces it.  The
  * only names ever left behind in tmp/ are those of the hard-link path
@@ -192,5 +192,14 @@ int store_object_path(struct store *store, const unsigned char sha256[32], char 
  * system).  Returns 0, or FR_ERROR with errno kept.
  */
 int store_sync(struct store *store);
+
+/**
+ * Makes the `count` objects named by `sha256` durable, and their names:
+ * an fsync of each object and of each directory holding one.  Cheaper than
+ * store_sync() for a few objects on a file system busy with other writes
+ * (a big upload in progress), which a syncfs would wait for too.
+ * Returns 0, FR_ENOTFOUND if an object is missing, or FR_ERROR (errno kept).
+ */
+int store_sync_objects(struct store *store, const unsigned char (*sha256)[32], size_t count);
 
 #endif

@@ -577,6 +577,27 @@ static void test_store__damaged_object_is_replaced(void **state)
     free(data);
 }
 
+/* A few objects are made durable one by one; a missing one is said so. */
+static void test_store__sync_objects(void **state)
+{
+    (void)state;
+    unsigned char sha256[3][32];
+    struct store_report report;
+    struct store *store;
+
+    publish("s1", "first", 5);
+    publish("s2", "second", 6);
+    assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+    assert_int_equal(ingest(store, "s1", sha256[0], &report), 0);
+    assert_int_equal(ingest(store, "s2", sha256[1], &report), 0);
+    assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 2), 0);
+    assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 0), 0);
+    memset(sha256[2], 0xab, 32);
+    assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 3),
+                     FR_ENOTFOUND);
+    store_free(store);
+}
+
 static void test_store__abort_leaves_nothing(void **state)
 {
     (void)state;
@@ -711,6 +732,7 @@ int main(void)
         cmocka_unit_test_setup(test_store__none_keeps_nothing, clean),
         cmocka_unit_test_setup(test_store__existing_object_is_kept, clean),
         cmocka_unit_test_setup(test_store__damaged_object_is_replaced, clean),
+        cmocka_unit_test_setup(test_store__sync_objects, clean),
         cmocka_unit_test_setup(test_store__abort_leaves_nothing, clean),
         cmocka_unit_test_setup(test_store__begin_refuses_what_is_not_a_file, clean),
         cmocka_unit_test_setup(test_store__missing_object, clean),
