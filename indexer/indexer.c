@@ -8,7 +8,8 @@
  * could not be read go to `retry` with a growing delay and are logged; a
  * batch whose scan or commit failed (catalog or git trouble) is retried
  * whole after a pause.  Nothing is lost: what the catalog has not recorded
- * the next scan finds again.
+ * the next scan finds again.  A batch's way once scanned (parts, hashing,
+ * commits, retries) is in indexer_batch.c.
  */
 #include "indexer_internal.h"
 #include "backoff.h"
@@ -22,15 +23,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define IX_RETRY_MIN_MS 2000u         /* first retry of an unreadable file */
-#define IX_RETRY_MAX_MS 600000u       /* and the longest wait between retries */
-#define IX_BATCH_RETRY_MS 2000u       /* a failed batch waits this long */
 #define IX_ROOT_RETRY_MS 10000u       /* a missing root is looked for again */
-#define IX_PROGRESS_MS 5000u          /* progress lines of long batches */
 #define IX_LOST_MAX_MS 60000u         /* longest back-off of rescans after losses */
 #define IX_COALESCE 32u               /* changed names that make a directory scanned whole */
 
-static void ix_batch_free(struct ix_batch *batch)
+void ix_batch_free(struct ix_batch *batch)
 {
     if (!batch)
         return;
@@ -42,7 +39,7 @@ static void ix_batch_free(struct ix_batch *batch)
     free(batch);
 }
 
-static int ix_submit(struct indexer *ix, struct ix_job *job)
+int ix_submit(struct indexer *ix, struct ix_job *job)
 {
     int error = workpool_submit(ix->pool, ix_job_run, job);
 
@@ -51,14 +48,14 @@ static int ix_submit(struct indexer *ix, struct ix_job *job)
     return error;
 }
 
-static void ix_want_full(struct ix_repo *repo, uint64_t due_ms)
+void ix_want_full(struct ix_repo *repo, uint64_t due_ms)
 {
     if (!repo->full_due || due_ms < repo->full_due_ms)
         repo->full_due_ms = due_ms;
     repo->full_due = true;
 }
 
-static void ix_root_close(struct ix_repo *repo)
+void ix_root_close(struct ix_repo *repo)
 {
     if (repo->root_fd >= 0)
         close(repo->root_fd);
@@ -256,249 +253,6 @@ static void ix_maybe_start(struct ix_repo *repo, uint64_t now)
 }
 
 /* Gives the batch's paths back for a later try. */
-static void ix_batch_retry(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
-{
-    for (size_t i = 0; i < batch->paths_count; i++) {
-        if (batch->paths[i][0] == '\0')
-            ix_want_full(repo, now + IX_BATCH_RETRY_MS);
-        else if (pathset_put(repo->pending, batch->paths[i], now + IX_BATCH_RETRY_MS) != 0)
-            ix_want_full(repo, now + IX_BATCH_RETRY_MS);
-    }
-}
-
-static void ix_batch_end(struct ix_repo *repo)
-{
-    struct catalog *catalog = repo->indexer->catalog;
-
-    if (repo->batch->progress_shown && catalog && catalog_is_connected(catalog))
-        catalog_progress_set(catalog, repo->id, true, 0, 0, 0, 0);
-    ix_batch_free(repo->batch);
-    repo->batch = NULL;
-    repo->stage = IX_IDLE;
-    if (repo->root_stale)
-        ix_root_close(repo);
-}
-
-static void ix_hash_more(struct indexer *ix, struct ix_batch *batch)
-{
-    while (batch->files_submitted < batch->files_count && ix->in_flight < ix->max_in_flight) {
-        struct ix_file *file = &batch->files[batch->files_submitted];
-
-        if (ix_submit(ix, &file->job) != 0)
-            break;
-        batch->files_submitted++;
-    }
-}
-
-/* Takes the next part of the batch's items and starts hashing its files. */
-static void ix_part_start(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
-{
-    struct indexer *ix = repo->indexer;
-
-    batch->part_start = batch->part_end;
-    batch->files_count = batch->files_submitted = batch->files_back = 0;
-    batch->part_started_ms = now;
-    while (batch->part_end < batch->scan.count) {
-        struct scan_item *item = &batch->scan.items[batch->part_end];
-
-        if (item->kind == SCAN_FILE) {
-            if (batch->files_count == IX_PART_FILES)
-                break;
-            batch->files[batch->files_count++] = (struct ix_file){
-                .job = { IX_JOB_HASH, batch },
-                .item = item,
-            };
-        }
-        batch->part_end++;
-    }
-    repo->stage = IX_HASHING;
-    ix_hash_more(ix, batch);
-    if (batch->files_count == 0) {
-        repo->stage = IX_COMMITTING;
-        if (ix_submit(ix, &batch->commit_job) != 0) {
-            ix_batch_retry(repo, batch, now);
-            ix_batch_end(repo);
-        }
-    }
-}
-
-static void ix_scan_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
-{
-    size_t files = 0;
-
-    if (batch->error) {
-        log_warn("index", "repo=%s: %s; trying again in %u ms", repo->conf->name,
-                 batch->error_text, IX_BATCH_RETRY_MS);
-        ix_batch_retry(repo, batch, now);
-        ix_batch_end(repo);
-        return;
-    }
-    for (size_t i = 0; i < batch->scan.count; i++) {
-        if (batch->scan.items[i].kind == SCAN_FILE) {
-            files++;
-            batch->bytes_total += (uint64_t)batch->scan.items[i].size;
-        }
-    }
-    batch->files_total = files;
-    if (files > 100 || batch->paths[0][0] == '\0')
-        log_info("index", "repo=%s: %zu file%s to hash of %" PRIu64 " seen, %zu other change%s "
-                 "(scan took %" PRIu64 " ms)", repo->conf->name, files, files == 1 ? "" : "s",
-                 batch->scan.files, batch->scan.count - files,
-                 batch->scan.count - files == 1 ? "" : "s", now - batch->started_ms);
-    if (batch->scan.count == 0) {
-        ix_batch_end(repo);
-        return;
-    }
-    batch->phase_ms[0] = now - batch->started_ms; /* the scan, then each part's hashing */
-    batch->files = calloc((files < IX_PART_FILES ? files : IX_PART_FILES) + 1,
-                          sizeof(*batch->files));
-    if (!batch->files) {
-        ix_batch_retry(repo, batch, now);
-        ix_batch_end(repo);
-        return;
-    }
-    ix_part_start(repo, batch, now);
-}
-
-static void ix_progress(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
-{
-    uint64_t total = batch->bytes_total;
-    double secs;
-
-    if (now - batch->progress_ms < IX_PROGRESS_MS)
-        return;
-    batch->progress_ms = now;
-    secs = (double)(now - batch->started_ms) / 1000.0;
-    log_info("index", "repo=%s: %.0f%% (%zu of %zu files, %.1f of %.1f MB) at %.1f MB/s",
-             repo->conf->name, total ? 100.0 * (double)batch->bytes_done / (double)total : 0.0,
-             batch->files_done, batch->files_total, (double)batch->bytes_done / 1e6,
-             (double)total / 1e6, secs > 0 ? (double)batch->bytes_done / 1e6 / secs : 0.0);
-    /* For `filerepo status`; a catalog that is away just misses a line. */
-    if (repo->indexer->catalog && catalog_is_connected(repo->indexer->catalog) &&
-        catalog_progress_set(repo->indexer->catalog, repo->id, false, (int64_t)batch->files_total,
-                             (int64_t)batch->files_done, (int64_t)total,
-                             (int64_t)batch->bytes_done) == 0)
-        batch->progress_shown = true;
-}
-
-static void ix_file_done(struct ix_repo *repo, struct ix_file *file, uint64_t now)
-{
-    struct indexer *ix = repo->indexer;
-    struct ix_batch *batch = file->job.batch;
-
-    batch->files_done++;
-    batch->bytes_done += (uint64_t)file->item->size;
-    if (file->error) {
-        const char *path = file->item->path;
-
-        batch->unreadable++;
-        if (file->error == FR_EINVAL) {
-            log_info("index", "repo=%s path=%s: changed while being hashed; will look again",
-                     repo->conf->name, path);
-            pathset_put(repo->pending, path, now + ix->config->settle_ms);
-        } else if (file->error == -ENOENT) {
-            /* Gone since the scan: the next look records the removal. */
-            pathset_put(repo->pending, path, now + ix->config->settle_ms);
-        } else {
-            /* Retried with a growing delay; said at warn the first time and
-             * whenever the delay doubles past a minute, else at debug. */
-            uint64_t failures = 0;
-            unsigned delay;
-
-            pathset_get(repo->failures, path, &failures);
-            delay = failures >= 9 ? IX_RETRY_MAX_MS : IX_RETRY_MIN_MS << failures;
-            delay = delay > IX_RETRY_MAX_MS ? IX_RETRY_MAX_MS : delay;
-            log_line(failures == 0 || delay >= 60000u ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "index",
-                     "repo=%s path=%s: cannot read: %s; will retry in %u s", repo->conf->name,
-                     path,
-                     file->error == -EXDEV ? "symbolic link leads outside the repository"
-                     : file->error < 0     ? strerror(-file->error)
-                                           : "failed",
-                     delay / 1000);
-            pathset_put(repo->failures, path, failures + 1);
-            pathset_put(repo->retry, path, now + delay);
-        }
-    } else if (pathset_count(repo->failures)) {
-        pathset_remove(repo->failures, file->item->path);
-    }
-    batch->files_back++;
-    ix_progress(repo, batch, now);
-    if (batch->files_back < batch->files_count) {
-        ix_hash_more(ix, batch);
-        return;
-    }
-    repo->stage = IX_COMMITTING;
-    if (ix_submit(ix, &batch->commit_job) != 0) {
-        ix_batch_retry(repo, batch, now);
-        ix_batch_end(repo);
-    }
-}
-
-static void ix_commit_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
-{
-    const struct catalog_batch_result *r = &batch->total;
-    char parts[24] = "";
-
-    if (batch->error) {
-        /* Parts already committed stay: the rescan finds them unchanged. */
-        log_warn("index", "repo=%s: %s; trying again in %u ms", repo->conf->name,
-                 batch->error_text, IX_BATCH_RETRY_MS);
-        ix_batch_retry(repo, batch, now);
-        ix_batch_end(repo);
-        return;
-    }
-    repo->lost_streak = 0;
-    batch->parts_done++;
-    batch->total.revisions += batch->result.revisions;
-    batch->total.entries += batch->result.entries;
-    batch->total.deleted += batch->result.deleted;
-    batch->phase_ms[0] += batch->commit_ms[0] - batch->part_started_ms;
-    for (int i = 1; i < 4; i++)
-        batch->phase_ms[i] += batch->commit_ms[i] - batch->commit_ms[i - 1];
-    if (batch->part_end < batch->scan.count) {
-        log_info("index", "repo=%s: part %zu committed (commit=%.12s): %d new revisions, "
-                 "%zu of %zu files (hash %" PRIu64 ", git %" PRIu64 ", store sync %" PRIu64
-                 ", catalog %" PRIu64 " ms)", repo->conf->name, batch->parts_done, batch->commit,
-                 batch->result.revisions, batch->files_done, batch->files_total,
-                 batch->commit_ms[0] - batch->part_started_ms,
-                 batch->commit_ms[1] - batch->commit_ms[0],
-                 batch->commit_ms[2] - batch->commit_ms[1],
-                 batch->commit_ms[3] - batch->commit_ms[2]);
-        ix_part_start(repo, batch, now);
-        return;
-    }
-    if (batch->parts_done > 1)
-        snprintf(parts, sizeof(parts), "%zu", batch->parts_done);
-    if (r->revisions || r->entries || r->deleted)
-        log_info("index", "repo=%s commit=%.12s: %d new revision%s, %d new entr%s, "
-                 "%d deleted, %.1f MB hashed in %" PRIu64 " ms (%s%sscan and hash %" PRIu64
-                 ", git %" PRIu64 ", store sync %" PRIu64 ", catalog %" PRIu64 ")",
-                 repo->conf->name, batch->commit, r->revisions, r->revisions == 1 ? "" : "s",
-                 r->entries, r->entries == 1 ? "y" : "ies", r->deleted,
-                 (double)batch->bytes_done / 1e6, now - batch->started_ms,
-                 parts, batch->parts_done > 1 ? " parts; " : "",
-                 batch->phase_ms[0], batch->phase_ms[1], batch->phase_ms[2], batch->phase_ms[3]);
-    ix_batch_end(repo);
-}
-
-static void ix_job_done(struct indexer *ix, struct ix_job *job, uint64_t now)
-{
-    struct ix_repo *repo = job->batch->repo;
-
-    ix->in_flight--;
-    switch (job->kind) {
-    case IX_JOB_SCAN:
-        ix_scan_done(repo, job->batch, now);
-        break;
-    case IX_JOB_HASH:
-        ix_file_done(repo, (struct ix_file *)job, now);
-        break;
-    case IX_JOB_COMMIT:
-        ix_commit_done(repo, job->batch, now);
-        break;
-    }
-}
-
 /* ------------------------------------------------------------ public */
 
 int indexer_new(struct indexer **out, const struct config *config)

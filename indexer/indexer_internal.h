@@ -139,6 +139,22 @@ struct indexer {
     size_t max_in_flight;        /* hash jobs allowed out at once */
 };
 
+#define IX_RETRY_MIN_MS 2000u         /* first retry of an unreadable file */
+#define IX_RETRY_MAX_MS 600000u       /* and the longest wait between retries */
+#define IX_BATCH_RETRY_MS 2000u       /* a failed batch waits this long */
+#define IX_PROGRESS_MS 5000u          /* progress lines of long batches */
+
+/* The loop thread's helpers (indexer.c). */
+void ix_batch_free(struct ix_batch *batch);
+int ix_submit(struct indexer *ix, struct ix_job *job);
+void ix_want_full(struct ix_repo *repo, uint64_t due_ms);
+void ix_root_close(struct ix_repo *repo);
+
+/* A batch's way once scanned (indexer_batch.c). */
+void ix_batch_retry(struct ix_repo *repo, struct ix_batch *batch, uint64_t now);
+void ix_batch_end(struct ix_repo *repo);
+void ix_job_done(struct indexer *ix, struct ix_job *job, uint64_t now);
+
 /* The workers' side (indexer_jobs.c). */
 void ix_job_run(void *job);
 
