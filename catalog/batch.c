@@ -313,28 +313,24 @@ static const char catalog_batch_item_outbox[] =
     "   jsonb_build_object('path', path, 'revision', number)"
     " FROM fr_files WHERE new_content ORDER BY path";
 
-int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *repo_name,
-                        const char *commit_id, const struct catalog_change *changes,
-                        size_t count, struct catalog_batch_result *out)
+int catalog_batch_begin(struct catalog *catalog, int64_t repo_id, const char *repo_name,
+                        const struct catalog_change *changes, size_t count,
+                        struct catalog_batch_result *out)
 {
     struct catalog_batch_result r = { 0 };
     char id[24], depth[16];
     const char *params[] = { id, repo_name };
-    const char *commit[] = { commit_id };
     PGresult *res = NULL;
-    int max_depth, outbox = 0, revisions_outbox = 0;
+    int max_depth;
     int error;
 
+    *out = r;
     for (size_t i = 0; i < count; i++) {
         if (!catalog_path_valid(changes[i].path)) {
             catalog_set_error(catalog, "bad path in batch: \"%s\"",
                               changes[i].path ? changes[i].path : "(null)");
             return FR_EINVAL;
         }
-    }
-    if (strlen(commit_id) != 40 || strspn(commit_id, "0123456789abcdef") != 40) {
-        catalog_set_error(catalog, "bad commit id \"%s\"", commit_id);
-        return FR_EINVAL;
     }
     snprintf(id, sizeof(id), "%" PRId64, repo_id);
 
@@ -359,9 +355,8 @@ int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *re
     }
     PQclear(res);
 
-    if ((error = catalog_batch_step(catalog, catalog_batch_deletions, 2, params, &outbox)) != 0)
+    if ((error = catalog_batch_step(catalog, catalog_batch_deletions, 2, params, &r.deleted)) != 0)
         goto fail;
-    r.deleted = outbox;
     if ((error = catalog_command(catalog, catalog_batch_dirs)) != 0)
         goto fail;
     res = catalog_exec(catalog, "SELECT coalesce(max(depth), 0) FROM fr_dirs", PGRES_TUPLES_OK);
@@ -376,28 +371,16 @@ int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *re
         if ((error = catalog_batch_step(catalog, catalog_batch_dir_level, 3, level, &r.entries)))
             goto fail;
     }
+    /* The revisions themselves wait for the commit id (catalog_batch_finish);
+     * their ids are taken already, so everything else can be written. */
     if ((error = catalog_batch_step(catalog, catalog_batch_file_plan, 1, params, NULL)) != 0 ||
         (error = catalog_batch_step(catalog, catalog_batch_files, 1, params, NULL)) != 0 ||
-        (error = catalog_batch_step(catalog, catalog_batch_revisions, 1, commit, NULL)) != 0 ||
         (error = catalog_batch_step(catalog, catalog_batch_leaf_outbox, 2, params,
                                     &r.entries)) != 0 ||
         (error = catalog_batch_step(catalog, catalog_batch_item_outbox, 2, params,
-                                    &revisions_outbox)) != 0)
+                                    &r.revisions)) != 0)
         goto fail;
-    r.revisions = revisions_outbox;
-    outbox += r.entries + r.revisions;
-
-    if (outbox > 0) {
-        res = catalog_query(catalog, "SELECT pg_notify('" CATALOG_OUTBOX_CHANNEL "', $1)", 1,
-                            params, PGRES_TUPLES_OK);
-        if (!res)
-            goto fail_code;
-        PQclear(res);
-    }
-    if ((error = catalog_command(catalog, "COMMIT")) != 0)
-        return error;
-    if (out)
-        *out = r;
+    *out = r;
     return 0;
 
 fail_code:
@@ -405,4 +388,58 @@ fail_code:
 fail:
     catalog_rollback(catalog);
     return error;
+}
+
+int catalog_batch_finish(struct catalog *catalog, const char *repo_name, const char *commit_id,
+                         const struct catalog_batch_result *begun)
+{
+    const char *commit[] = { commit_id };
+    const char *channel[] = { repo_name };
+    PGresult *res;
+    int error;
+
+    if (strlen(commit_id) != 40 || strspn(commit_id, "0123456789abcdef") != 40) {
+        catalog_set_error(catalog, "bad commit id \"%s\"", commit_id);
+        catalog_rollback(catalog);
+        return FR_EINVAL;
+    }
+    if ((error = catalog_batch_step(catalog, catalog_batch_revisions, 1, commit, NULL)) != 0)
+        goto fail;
+    if (begun->entries + begun->revisions + begun->deleted > 0) {
+        res = catalog_query(catalog, "SELECT pg_notify('" CATALOG_OUTBOX_CHANNEL "', $1)", 1,
+                            channel, PGRES_TUPLES_OK);
+        if (!res) {
+            error = catalog_failure_code(catalog, FR_ERROR);
+            goto fail;
+        }
+        PQclear(res);
+    }
+    return catalog_command(catalog, "COMMIT");
+fail:
+    catalog_rollback(catalog);
+    return error;
+}
+
+void catalog_batch_abort(struct catalog *catalog)
+{
+    catalog_rollback(catalog);
+}
+
+int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *repo_name,
+                        const char *commit_id, const struct catalog_change *changes,
+                        size_t count, struct catalog_batch_result *out)
+{
+    struct catalog_batch_result r;
+    int error;
+
+    if (strlen(commit_id) != 40 || strspn(commit_id, "0123456789abcdef") != 40) {
+        catalog_set_error(catalog, "bad commit id \"%s\"", commit_id);
+        return FR_EINVAL;
+    }
+    if ((error = catalog_batch_begin(catalog, repo_id, repo_name, changes, count, &r)) != 0 ||
+        (error = catalog_batch_finish(catalog, repo_name, commit_id, &r)) != 0)
+        return error;
+    if (out)
+        *out = r;
+    return 0;
 }

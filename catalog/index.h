@@ -146,4 +146,20 @@ int catalog_batch_apply(struct catalog *catalog, int64_t repo_id, const char *re
                         const char *commit_id, const struct catalog_change *changes,
                         size_t count, struct catalog_batch_result *out);
 
+/**
+ * catalog_batch_apply() in two steps, so the git commit can be made while
+ * the catalog does its part: catalog_batch_begin() records everything but
+ * the revisions themselves and leaves the transaction open, *out counting
+ * what it recorded (the revisions it is about to); catalog_batch_finish()
+ * adds the revisions with commit_id, notifies and commits.  Either one
+ * rolls back on failure; catalog_batch_abort() rolls back an open one.
+ * Returns as catalog_batch_apply().
+ */
+int catalog_batch_begin(struct catalog *catalog, int64_t repo_id, const char *repo_name,
+                        const struct catalog_change *changes, size_t count,
+                        struct catalog_batch_result *out);
+int catalog_batch_finish(struct catalog *catalog, const char *repo_name, const char *commit_id,
+                         const struct catalog_batch_result *begun);
+void catalog_batch_abort(struct catalog *catalog);
+
 #endif

@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -199,6 +200,45 @@ static int ix_store_sync(struct ix_batch *batch)
     return error;
 }
 
+/* The git half of a commit job, run beside the catalog half. */
+struct ix_git_work {
+    struct ix_batch *batch;
+    const struct version_change *changes; /* the part's changes for git */
+    size_t count;
+    int error;                            /* 0 or FR_E* */
+    char text[sizeof(((struct ix_batch *)0)->error_text)]; /* its detail */
+};
+
+static void *ix_git_thread(void *arg)
+{
+    struct ix_git_work *work = arg;
+    struct ix_batch *batch = work->batch;
+    struct ix_repo *repo = batch->repo;
+    int rc;
+
+    rc = versioner_commit(repo->versioner, batch->commit, work->changes, work->count, time(NULL));
+    if (rc == FR_ENOTFOUND) {
+        /* Nothing for git (only empty directories) and no history yet. */
+        memset(batch->commit, '0', 40);
+        batch->commit[40] = '\0';
+    } else if (rc < 0) {
+        work->error = rc;
+        snprintf(work->text, sizeof(work->text), "git: %s",
+                 versioner_last_error(repo->versioner));
+        return NULL;
+    }
+    batch->commit_ms[1] = clock_now_ms();
+    /* The catalog will name these objects: their names must last. */
+    if ((rc = ix_store_sync(batch)) != 0) {
+        work->error = rc;
+        snprintf(work->text, sizeof(work->text), "store: sync: %s",
+                 rc == FR_ENOTFOUND ? "an object just stored is missing" : strerror(errno));
+        return NULL;
+    }
+    batch->commit_ms[2] = clock_now_ms();
+    return NULL;
+}
+
 static void ix_commit(struct ix_batch *batch)
 {
     struct ix_repo *repo = batch->repo;
@@ -271,31 +311,38 @@ static void ix_commit(struct ix_batch *batch)
         }
     }
 
-    rc = versioner_commit(repo->versioner, batch->commit, git.changes, git.count, time(NULL));
-    if (rc == FR_ENOTFOUND) {
-        /* Nothing for git (only empty directories) and no history yet. */
-        memset(batch->commit, '0', 40);
-        batch->commit[40] = '\0';
-    } else if (rc < 0) {
-        batch->error = rc;
-        snprintf(batch->error_text, sizeof(batch->error_text), "git: %s",
-                 versioner_last_error(repo->versioner));
-        goto done;
-    }
+    /* git (and the store's sync) in a thread of its own while this one
+     * writes the catalog's side: the two wait on different things.  Only
+     * the revisions need the commit id; they go in last. */
+    {
+        struct ix_git_work work = { .batch = batch, .changes = git.changes, .count = git.count };
+        struct catalog_batch_result begun;
+        pthread_t thread;
+        bool threaded = pthread_create(&thread, NULL, ix_git_thread, &work) == 0;
+        int cat_error = FR_ERROR;
 
-    batch->commit_ms[1] = clock_now_ms();
-    /* The catalog will name these objects: their names must last. */
-    if ((rc = ix_store_sync(batch)) != 0) {
-        batch->error = rc;
-        snprintf(batch->error_text, sizeof(batch->error_text), "store: sync: %s",
-                 rc == FR_ENOTFOUND ? "an object just stored is missing" : strerror(errno));
-        goto done;
+        if (!threaded)
+            ix_git_thread(&work);
+        if ((catalog = ix_catalog_open(batch)) != NULL)
+            cat_error = catalog_batch_begin(catalog, repo->id, repo->conf->name, cat, ncat,
+                                            &begun);
+        if (threaded)
+            pthread_join(thread, NULL);
+        if (work.error) {
+            if (catalog && !cat_error)
+                catalog_batch_abort(catalog);
+            batch->error = work.error;
+            snprintf(batch->error_text, sizeof(batch->error_text), "%s", work.text);
+            goto done;
+        }
+        if (!catalog)
+            goto done; /* ix_catalog_open() said why */
+        if (!cat_error)
+            cat_error = catalog_batch_finish(catalog, repo->conf->name, batch->commit, &begun);
+        batch->error = cat_error;
+        if (!cat_error)
+            batch->result = begun;
     }
-    batch->commit_ms[2] = clock_now_ms();
-    if (!(catalog = ix_catalog_open(batch)))
-        goto done;
-    batch->error = catalog_batch_apply(catalog, repo->id, repo->conf->name, batch->commit, cat,
-                                       ncat, &batch->result);
     batch->commit_ms[3] = clock_now_ms();
     if (!batch->error) {
         bool compacted;
