@@ -9,6 +9,8 @@
 #include "service.h"
 #include "fr_error.h"
 #include "log.h"
+#include "transfers.h"
+#include "xmpp/jingle.h"
 #include "xmpp/disco.h"
 #include "xmpp/stanza.h"
 
@@ -18,7 +20,8 @@
 #define XMPP_NS_PING "urn:xmpp:ping"
 
 struct service {
-    char *name; /* disco identity name */
+    char *name;                   /* disco identity name */
+    struct transfers *transfers;  /* borrowed; NULL: no file is served */
 };
 
 typedef xmpp_stanza_t *(*service_iq_fn)(struct service *service, xmpp_stanza_t *iq,
@@ -28,6 +31,7 @@ struct service_route {
     const char *ns;      /* namespace of the IQ's payload */
     const char *type;    /* "get" or "set" */
     service_iq_fn fn;    /* builds the reply */
+    const char *const *also; /* features served with it, NULL-terminated, or NULL */
 };
 
 static xmpp_stanza_t *service_disco_info(struct service *service, xmpp_stanza_t *iq,
@@ -35,28 +39,47 @@ static xmpp_stanza_t *service_disco_info(struct service *service, xmpp_stanza_t 
 static xmpp_stanza_t *service_ping(struct service *service, xmpp_stanza_t *iq,
                                    xmpp_stanza_t *payload);
 
+static xmpp_stanza_t *service_jingle(struct service *service, xmpp_stanza_t *iq,
+                                     xmpp_stanza_t *payload);
+static xmpp_stanza_t *service_ibb(struct service *service, xmpp_stanza_t *iq,
+                                  xmpp_stanza_t *payload);
+
+/* What a Jingle file request may use: XEP-0234 over XEP-0261, hashes. */
+static const char *const service_jingle_features[] = {
+    XMPP_NS_JINGLE_FT, XMPP_NS_JINGLE_IBB, XMPP_NS_HASHES, XMPP_NS_HASH_SHA256, NULL
+};
+
 static const struct service_route service_routes[] = {
-    { XMPP_NS_DISCO_INFO, "get", service_disco_info },
-    { XMPP_NS_PING, "get", service_ping },
+    { XMPP_NS_DISCO_INFO, "get", service_disco_info, NULL },
+    { XMPP_NS_PING, "get", service_ping, NULL },
+    { XMPP_NS_JINGLE, "set", service_jingle, service_jingle_features },
+    { XMPP_NS_IBB, "set", service_ibb, NULL },
 };
 
 #define SERVICE_ROUTES_COUNT (sizeof(service_routes) / sizeof(*service_routes))
 
-/* Derived from service_routes: one feature per routed namespace. */
-static const char *service_feature_list[SERVICE_ROUTES_COUNT];
+/* Derived from service_routes: one feature per routed namespace and those
+ * served with it. */
+static const char *service_feature_list[SERVICE_ROUTES_COUNT * 8];
+
+static size_t service_feature_add(size_t n, const char *feature)
+{
+    for (size_t j = 0; j < n; j++)
+        if (strcmp(service_feature_list[j], feature) == 0)
+            return n;
+    if (n < sizeof(service_feature_list) / sizeof(*service_feature_list))
+        service_feature_list[n++] = feature;
+    return n;
+}
 
 size_t service_features(const char *const **out)
 {
     size_t n = 0;
 
     for (size_t i = 0; i < SERVICE_ROUTES_COUNT; i++) {
-        size_t j;
-
-        for (j = 0; j < n; j++)
-            if (strcmp(service_feature_list[j], service_routes[i].ns) == 0)
-                break;
-        if (j == n)
-            service_feature_list[n++] = service_routes[i].ns;
+        n = service_feature_add(n, service_routes[i].ns);
+        for (size_t k = 0; service_routes[i].also && service_routes[i].also[k]; k++)
+            n = service_feature_add(n, service_routes[i].also[k]);
     }
     *out = service_feature_list;
     return n;
@@ -114,6 +137,29 @@ static xmpp_stanza_t *service_ping(struct service *service, xmpp_stanza_t *iq,
     (void)service;
     (void)payload;
     return stanza_iq_result(xmpp_stanza_get_context(iq), iq);
+}
+
+static xmpp_stanza_t *service_jingle(struct service *service, xmpp_stanza_t *iq,
+                                     xmpp_stanza_t *payload)
+{
+    if (!service->transfers)
+        return stanza_iq_error(xmpp_stanza_get_context(iq), iq, "cancel",
+                               "service-unavailable", NULL);
+    return transfers_on_jingle(service->transfers, iq, payload);
+}
+
+static xmpp_stanza_t *service_ibb(struct service *service, xmpp_stanza_t *iq,
+                                  xmpp_stanza_t *payload)
+{
+    if (!service->transfers)
+        return stanza_iq_error(xmpp_stanza_get_context(iq), iq, "cancel",
+                               "service-unavailable", NULL);
+    return transfers_on_ibb(service->transfers, iq, payload);
+}
+
+void service_set_transfers(struct service *service, struct transfers *transfers)
+{
+    service->transfers = transfers;
 }
 
 xmpp_stanza_t *service_handle_iq(struct service *service, xmpp_stanza_t *iq)

@@ -20,6 +20,14 @@ struct service;
  */
 int service_new(struct service **out, const char *name);
 
+struct transfers;
+
+/**
+ * Hands Jingle and IBB requests to `transfers` (borrowed; NULL: they get
+ * service-unavailable).
+ */
+void service_set_transfers(struct service *service, struct transfers *transfers);
+
 /** Frees the service; NULL is fine. */
 void service_free(struct service *service);
 
