@@ -169,12 +169,13 @@ static void xfer_id(const struct xfer *x, char *out, size_t len, const char *ste
     snprintf(out, len, "ft%u-%s", x->serial, step);
 }
 
-/* Sends and releases `stanza`; false when there is no stream or no stanza. */
+/* Sends `stanza` from the component's JID (a component must say who
+ * speaks) and releases it; false when there is no stream or no stanza. */
 static bool xfer_send(struct transfers *t, xmpp_stanza_t *stanza)
 {
     if (!stanza)
         return false;
-    if (t->conn)
+    if (t->conn && xmpp_stanza_set_from(stanza, t->config->xmpp_component) == XMPP_EOK)
         xmpp_send(t->conn, stanza);
     xmpp_stanza_release(stanza);
     return t->conn != NULL;
@@ -589,7 +590,8 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
     if (x->block_size > (unsigned)t->config->transfer_ibb_block_size)
         x->block_size = (unsigned)t->config->transfer_ibb_block_size;
     if (catalog_transfer_begin(t->catalog, from, x->file.revision_id, "ibb", x->req.sid,
-                               x->start, x->req.length, &x->row_id) != 0) {
+                               x->start, x->req.length >= 0 ? x->end - x->start : -1,
+                               &x->row_id) != 0) {
         log_warn("transfer", "cannot record a transfer: %s", catalog_last_error(t->catalog));
         free(x);
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
