@@ -57,6 +57,7 @@ class Receiver:
         self.blocks = {}          # IBB sid -> [(seq, bytes)]
         self.closed = set()       # IBB sids closed by the daemon
         self.ack_data = True      # acknowledge data blocks
+        self.refuse_data = False  # answer data blocks with an error
         cl.serve(self._serve)
 
     def _serve(self, iq):
@@ -70,6 +71,11 @@ class Receiver:
             elif data is not None:
                 self.blocks.setdefault(data.get("sid"), []).append(
                     (int(data.get("seq")), base64.b64decode(data.text or "")))
+                if self.refuse_data:
+                    self.cond.notify_all()
+                    return ("<iq type='error' id='%s' to='%s'><error type='cancel'>"
+                            "<not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                            "</error></iq>" % (iq.get("id"), iq.get("from")))
                 if not self.ack_data:
                     self.cond.notify_all()
                     return None
@@ -140,6 +146,92 @@ def fetch(rx, to, file, block_size=4096):
             checksum = base64.b64decode(h.text)
     check(ibb_sid in rx.closed, "the daemon closed the bytestream")
     return rx.data(ibb_sid), checksum, reason[0] if reason else None
+
+
+def reason_of(term):
+    return [c.tag.split("}")[1] for c in term.find(f"{{{JINGLE}}}reason")]
+
+
+def open_ibb(cl, to, ibb_sid, size=4096):
+    r = cl.iq(f"<iq type='set' to='{to}'><open xmlns='{IBB}' block-size='{size}'"
+              f" sid='{ibb_sid}' stanza='iq'/></iq>")
+    check(r.get("type") == "result", f"IBB open: {error_condition(r)}")
+
+
+def failures(env):
+    """Every way out but success ends with session-terminate and its reason:
+    a requester that never opens the bytestream (timeout, with a 3 s idle
+    timeout), one that answers a block with an error (failed-transport), one
+    that closes the bytestream mid-stream (cancel), a revision whose bytes
+    are gone from the content store (failed-application)."""
+    repo = "xg" + uuid.uuid4().hex[:8]
+    body = os.urandom(200000)
+    gone = os.urandom(5000)
+    with tempfile.TemporaryDirectory(prefix="filerepo-xg-") as root:
+        for name, data in (("f.bin", body), ("gone.bin", gone)):
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(data)
+        extra = {"repositories": [{"name": repo, "path": root}],
+                 "indexer": {"settle_ms": 0, "content_store": "copy"},
+                 "transfer": {"idle_timeout_seconds": 3, "ibb_window": 1}}
+        with Daemon(env, extra=extra) as daemon:
+            sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
+            to = daemon.component
+            daemon.wait_log(r"catalog: connected")
+            wait_for("the files indexed", lambda: sql(
+                "SELECT count(*) FROM entry WHERE kind = 'file'"
+                " AND current_revision_id IS NOT NULL") == ["2"])
+            bob = client(env, "bob")
+            rx = Receiver(bob)
+
+            def start(name):
+                sid, ibb_sid = "s" + uuid.uuid4().hex[:10], "i" + uuid.uuid4().hex[:10]
+                r = initiate(bob, to, sid, ibb_sid, file_xml(f"{repo}/{name}"))
+                check(r.get("type") == "result", f"initiate: {error_condition(r)}")
+                rx.wait_jingle(sid, "session-accept")
+                return sid, ibb_sid
+
+            # Never opened: the idle timeout ends it.
+            sid, _ = start("f.bin")
+            check(reason_of(rx.wait_jingle(sid, "session-terminate")) == ["timeout"],
+                  "an unopened bytestream times out")
+            # A block refused: failed-transport.
+            rx.refuse_data = True
+            sid, ibb_sid = start("f.bin")
+            open_ibb(bob, to, ibb_sid)
+            check(reason_of(rx.wait_jingle(sid, "session-terminate")) == ["failed-transport"],
+                  "a refused block fails the transport")
+            rx.refuse_data = False
+            # Closed under the daemon: cancel.
+            rx.ack_data = False
+            sid, ibb_sid = start("f.bin")
+            open_ibb(bob, to, ibb_sid)
+            with rx.cond:
+                check(rx.cond.wait_for(lambda: rx.blocks.get(ibb_sid), 30), "a first block")
+            r = bob.iq(f"<iq type='set' to='{to}'><close xmlns='{IBB}' sid='{ibb_sid}'/></iq>")
+            check(r.get("type") == "result", f"our close: {error_condition(r)}")
+            check(reason_of(rx.wait_jingle(sid, "session-terminate")) == ["cancel"],
+                  "a bytestream closed by the requester cancels")
+            rx.ack_data = True
+            # The bytes gone from the content store: failed-application.
+            hexsum = hashlib.sha256(gone).hexdigest()
+            os.unlink(os.path.join(daemon.state, "store", "objects", hexsum[:2], hexsum[2:]))
+            sid, ibb_sid = "s" + uuid.uuid4().hex[:10], "i" + uuid.uuid4().hex[:10]
+            r = initiate(bob, to, sid, ibb_sid, file_xml(f"{repo}/gone.bin"))
+            check(r.get("type") == "result", f"initiate: {error_condition(r)}")
+            check(reason_of(rx.wait_jingle(sid, "session-terminate")) == ["failed-application"],
+                  "missing bytes fail the application")
+            # After a terminate, the session is unknown.
+            r = bob.iq(f"<iq type='set' to='{to}'><jingle xmlns='{JINGLE}'"
+                       f" action='session-info' sid='{sid}'/></iq>")
+            check(error_condition(r) == "item-not-found", "an ended session is unknown")
+
+            rows = sql("SELECT coalesce(outcome, '') FROM transfer ORDER BY id")
+            check(rows == ["timeout", "failed-transport", "cancel", "failed-application"],
+                  f"outcomes recorded: {rows}")
+            bob.close()
+            check(daemon.stop() == 0, "filerepod stops cleanly")
+    print("ok: timeout, failed-transport, cancel, failed-application")
 
 
 def main():
@@ -289,6 +381,7 @@ def main():
             alice.close()
             carol.close()
             check(daemon.stop() == 0, "filerepod stops cleanly")
+    failures(env)
     print("test_transfers: all passed")
 
 
