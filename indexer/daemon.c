@@ -71,6 +71,7 @@ static void daemon_on_signal(struct daemon *d)
                 log_info("daemon", "stopping on %s", strsignal((int)si.ssi_signo));
                 d->stopping = true;
                 d->stop_deadline_ms = clock_now_ms() + DAEMON_STOP_GRACE_MS;
+                transfers_stop(d->transfers, clock_now_ms());
                 component_stop(d->component);
             }
             break;

@@ -18,7 +18,8 @@
  * <close/> → terminate cancel; no answer or request for idle_timeout →
  * terminate timeout; the requester's session-terminate → ENDED with its
  * reason, no terminate of ours; the stream lost → ENDED, failed-transport.
- * The outcome is recorded when the session leaves for ENDING or ENDED.
+ * The daemon stopping: terminate cancel.  The outcome is recorded when the
+ * session leaves for ENDING or ENDED.
  *
  * Memory is bounded: at most ibb_window blocks are in flight per session,
  * and none is read while libstrophe's send queue holds TRANSFER_QUEUE_MAX
@@ -691,6 +692,15 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
 }
 
 /* ------------------------------------------------------------ the loop */
+
+void transfers_stop(struct transfers *t, uint64_t now)
+{
+    for (struct xfer *x = t->sessions; x; x = x->next)
+        if (x->state != XFER_ENDED && x->state != XFER_ENDING) {
+            log_info("transfer", "sid=%s: the daemon is stopping", x->req.sid);
+            xfer_terminate(t, x, "cancel", now);
+        }
+}
 
 int transfers_fd(const struct transfers *t, short *events)
 {

@@ -50,6 +50,12 @@ xmpp_stanza_t *transfers_on_jingle(struct transfers *transfers, xmpp_stanza_t *i
 xmpp_stanza_t *transfers_on_ibb(struct transfers *transfers, xmpp_stanza_t *iq,
                                 xmpp_stanza_t *payload);
 
+/**
+ * The daemon is stopping: every session under way ends with a
+ * session-terminate <cancel/> (sent before the stream closes) and is recorded.
+ */
+void transfers_stop(struct transfers *transfers, uint64_t now_ms);
+
 /** Returns its catalog socket to poll and sets *events, or -1. */
 int transfers_fd(const struct transfers *transfers, short *events);
 

@@ -59,7 +59,11 @@ def main():
             identities, features = disco_identity_and_features(reply)
             check(identities == [("component", "generic", "Test releases")],
                   f"identities {identities}")
-            check(features == ["http://jabber.org/protocol/disco#info", "urn:xmpp:ping"],
+            check(features == ["http://jabber.org/protocol/disco#info", "urn:xmpp:ping",
+                               "urn:xmpp:jingle:1", "urn:xmpp:jingle:apps:file-transfer:5",
+                               "urn:xmpp:jingle:transports:ibb:1", "urn:xmpp:hashes:2",
+                               "urn:xmpp:hash-function-text-names:sha-256",
+                               "http://jabber.org/protocol/ibb"],
                   f"features {features}")
 
             # The same from a JID under the component (XEP-0214 sends its

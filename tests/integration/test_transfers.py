@@ -163,7 +163,8 @@ def failures(env):
     a requester that never opens the bytestream (timeout, with a 3 s idle
     timeout), one that answers a block with an error (failed-transport), one
     that closes the bytestream mid-stream (cancel), a revision whose bytes
-    are gone from the content store (failed-application)."""
+    are gone from the content store (failed-application), the daemon
+    stopping mid-stream (cancel)."""
     repo = "xg" + uuid.uuid4().hex[:8]
     body = os.urandom(200000)
     gone = os.urandom(5000)
@@ -226,11 +227,20 @@ def failures(env):
                        f" action='session-info' sid='{sid}'/></iq>")
             check(error_condition(r) == "item-not-found", "an ended session is unknown")
 
-            rows = sql("SELECT coalesce(outcome, '') FROM transfer ORDER BY id")
-            check(rows == ["timeout", "failed-transport", "cancel", "failed-application"],
-                  f"outcomes recorded: {rows}")
-            bob.close()
+            # The daemon stopping mid-stream: terminate cancel, recorded.
+            rx.ack_data = False
+            sid, ibb_sid = start("f.bin")
+            open_ibb(bob, to, ibb_sid)
+            with rx.cond:
+                check(rx.cond.wait_for(lambda: rx.blocks.get(ibb_sid), 30), "a first block")
             check(daemon.stop() == 0, "filerepod stops cleanly")
+            check(reason_of(rx.wait_jingle(sid, "session-terminate")) == ["cancel"],
+                  "a stopping daemon cancels its sessions")
+
+            rows = sql("SELECT coalesce(outcome, '') FROM transfer ORDER BY id")
+            check(rows == ["timeout", "failed-transport", "cancel", "failed-application",
+                           "cancel"], f"outcomes recorded: {rows}")
+            bob.close()
     print("ok: timeout, failed-transport, cancel, failed-application")
 
 
