@@ -1,9 +1,10 @@
 /*
  * transfers.c - Jingle file-transfer sessions over in-band bytestreams.
  *
- * Each session is an explicit state machine (enum xfer_state); every stanza
- * the daemon sends for a session carries an id "ft<serial>-<step>", so an
- * answer finds its session.  A session's transitions:
+ * Each session is an explicit state machine (enum xfer_state) driven by
+ * events (enum xfer_event) through one xfer_dispatch(): switch on the event,
+ * then on the state.  Every stanza the daemon sends for a session carries an
+ * id "ft<serial>-<step>", so an answer finds its session.  Transitions:
  *
  *   NEW        session-initiate answered      --run-->  ACCEPTING (session-accept sent)
  *              (or FAILING: bytes not there)  --run-->  ENDING (terminate failed-application)
@@ -57,6 +58,18 @@ enum xfer_state {
     XFER_CLOSING,   /* IBB <close/> sent, awaiting its result */
     XFER_ENDING,    /* session-terminate sent, awaiting its result */
     XFER_ENDED,     /* to be freed */
+};
+
+enum xfer_event {
+    XFER_EV_TICK,       /* the loop's turn: send what is due */
+    XFER_EV_RESULT,     /* a result to our IQ of step `arg` */
+    XFER_EV_ERROR,      /* an error answering our IQ of step `arg` */
+    XFER_EV_OPEN,       /* the requester's IBB <open/>, checked */
+    XFER_EV_CLOSE,      /* the requester's IBB <close/>, answered */
+    XFER_EV_TERMINATE,  /* the requester's session-terminate, reason `arg` */
+    XFER_EV_IDLE,       /* the idle timeout passed */
+    XFER_EV_STOP,       /* the daemon is stopping */
+    XFER_EV_LOST,       /* the stream is gone */
 };
 
 struct xfer {
@@ -134,7 +147,7 @@ static void xfer_record(struct transfers *t, struct xfer *x, const char *outcome
                  catalog_last_error(t->catalog));
 }
 
-static void xfer_set_state(struct xfer *x, enum xfer_state s)
+static void xfer_enter_state(struct xfer *x, enum xfer_state s)
 {
     log_debug("transfer", "sid=%s %s -> %s", x->req.sid, xfer_state_name(x->state),
               xfer_state_name(s));
@@ -160,7 +173,7 @@ static void xfer_ended(struct transfers *t, struct xfer *x, const char *outcome)
     xfer_close_fd(x);
     if (x->state != XFER_ENDED && t->count > 0)
         t->count--;
-    xfer_set_state(x, XFER_ENDED);
+    xfer_enter_state(x, XFER_ENDED);
 }
 
 /* ------------------------------------------------------------ sending */
@@ -203,7 +216,7 @@ static void xfer_terminate(struct transfers *t, struct xfer *x, const char *reas
         xfer_ended(t, x, reason);
         return;
     }
-    xfer_set_state(x, XFER_ENDING);
+    xfer_enter_state(x, XFER_ENDING);
     xfer_touch(t, x, now);
 }
 
@@ -293,7 +306,7 @@ static void xfer_send_accept(struct transfers *t, struct xfer *x, uint64_t now)
         return;
     }
     xfer_send(t, iq);
-    xfer_set_state(x, XFER_ACCEPTING);
+    xfer_enter_state(x, XFER_ACCEPTING);
     xfer_touch(t, x, now);
 }
 
@@ -358,7 +371,7 @@ static void xfer_send_close(struct transfers *t, struct xfer *x, uint64_t now)
         return;
     }
     xfer_send(t, iq);
-    xfer_set_state(x, XFER_CLOSING);
+    xfer_enter_state(x, XFER_CLOSING);
     xfer_touch(t, x, now);
 }
 
@@ -396,6 +409,112 @@ static void xfer_pump(struct transfers *t, struct xfer *x, uint64_t now)
     }
     if (x->next_offset >= x->end && x->in_flight == 0)
         xfer_send_close(t, x, now);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+/* A block acknowledged: the bytes it carried count as sent. */
+static void xfer_acked(struct xfer *x)
+{
+    int64_t left = x->end - x->start - x->acked;
+
+    if (x->in_flight == 0)
+        return;
+    x->in_flight--;
+    x->acked += left < x->block_size ? left : x->block_size;
+}
+
+/* The one place a session's state changes on an event. */
+static void xfer_dispatch(struct transfers *t, struct xfer *x, enum xfer_event ev,
+                          const char *arg, uint64_t now)
+{
+    if (x->state == XFER_ENDED)
+        return;
+    switch (ev) {
+    case XFER_EV_TICK:
+        switch (x->state) {
+        case XFER_NEW:
+            xfer_send_accept(t, x, now);
+            break;
+        case XFER_FAILING:
+            xfer_terminate(t, x, "failed-application", now);
+            break;
+        case XFER_SENDING:
+            xfer_pump(t, x, now);
+            break;
+        default:
+            break;
+        }
+        break;
+    case XFER_EV_RESULT:
+    case XFER_EV_ERROR:
+        xfer_touch(t, x, now);
+        switch (x->state) {
+        case XFER_ACCEPTING:
+            if (strcmp(arg, "a") != 0)
+                break;
+            if (ev == XFER_EV_ERROR)
+                xfer_terminate(t, x, "failed-application", now);
+            else
+                xfer_enter_state(x, XFER_OPENING);
+            break;
+        case XFER_SENDING:
+            if (arg[0] != 'd')
+                break;
+            if (ev == XFER_EV_ERROR) {
+                xfer_terminate(t, x, "failed-transport", now);
+                break;
+            }
+            xfer_acked(x);
+            xfer_pump(t, x, now);
+            break;
+        case XFER_CLOSING:
+            if (strcmp(arg, "c") != 0)
+                break;
+            if (ev == XFER_EV_ERROR)
+                xfer_terminate(t, x, "failed-transport", now);
+            else
+                xfer_finish(t, x, now);
+            break;
+        case XFER_ENDING:
+            if (strcmp(arg, "t") == 0)
+                xfer_ended(t, x, "success"); /* recorded when it was sent */
+            break;
+        default:
+            break;
+        }
+        break;
+    case XFER_EV_OPEN:
+        xfer_touch(t, x, now);
+        if (x->state == XFER_OPENING)
+            xfer_enter_state(x, XFER_SENDING); /* blocks follow at the next tick */
+        break;
+    case XFER_EV_CLOSE:
+        /* Closed under us: the requester gave up on the bytes. */
+        if (x->state == XFER_OPENING || x->state == XFER_SENDING)
+            xfer_terminate(t, x, "cancel", now);
+        break;
+    case XFER_EV_TERMINATE:
+        xfer_ended(t, x, arg);
+        break;
+    case XFER_EV_IDLE:
+        log_info("transfer", "sid=%s: nothing heard from %s while %s", x->req.sid, x->peer,
+                 xfer_state_name(x->state));
+        if (x->state == XFER_ENDING)
+            xfer_ended(t, x, "timeout");
+        else
+            xfer_terminate(t, x, "timeout", now);
+        break;
+    case XFER_EV_STOP:
+        if (x->state != XFER_ENDING) {
+            log_info("transfer", "sid=%s: the daemon is stopping", x->req.sid);
+            xfer_terminate(t, x, "cancel", now);
+        }
+        break;
+    case XFER_EV_LOST:
+        xfer_ended(t, x, "failed-transport");
+        break;
+    }
 }
 
 /* ------------------------------------------------------------ answers */
@@ -440,46 +559,7 @@ static int transfers_on_answer(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *u
         log_info("transfer", "sid=%s: %s answered %s to %s", x->req.sid, x->peer,
                  stanza_error_condition(stanza) ? stanza_error_condition(stanza) : "an error",
                  step);
-    xfer_touch(t, x, now);
-    switch (x->state) {
-    case XFER_ACCEPTING:
-        if (strcmp(step, "a") != 0)
-            break;
-        if (error)
-            xfer_terminate(t, x, "failed-application", now);
-        else
-            xfer_set_state(x, XFER_OPENING);
-        break;
-    case XFER_SENDING:
-        if (step[0] != 'd')
-            break;
-        if (error) {
-            xfer_terminate(t, x, "failed-transport", now);
-            break;
-        }
-        if (x->in_flight > 0) {
-            int64_t len = x->end - x->start - x->acked;
-
-            x->in_flight--;
-            x->acked += len < x->block_size ? len : x->block_size;
-        }
-        xfer_pump(t, x, now);
-        break;
-    case XFER_CLOSING:
-        if (strcmp(step, "c") != 0)
-            break;
-        if (error)
-            xfer_terminate(t, x, "failed-transport", now);
-        else
-            xfer_finish(t, x, now);
-        break;
-    case XFER_ENDING:
-        if (strcmp(step, "t") == 0)
-            xfer_ended(t, x, "success"); /* already recorded */
-        break;
-    default:
-        break;
-    }
+    xfer_dispatch(t, x, error ? XFER_EV_ERROR : XFER_EV_RESULT, step, now);
     return 1;
 }
 
@@ -496,8 +576,7 @@ void transfers_on_stream(void *data, xmpp_conn_t *conn)
     }
     t->conn = NULL;
     for (struct xfer *x = t->sessions; x; x = x->next)
-        if (x->state != XFER_ENDED)
-            xfer_ended(t, x, "failed-transport");
+        xfer_dispatch(t, x, XFER_EV_LOST, NULL, clock_now_ms());
 }
 
 /* ------------------------------------------------------------ requests */
@@ -635,7 +714,7 @@ xmpp_stanza_t *transfers_on_jingle(struct transfers *t, xmpp_stanza_t *iq, xmpp_
         return transfers_unknown_session(ctx, iq);
     xfer_touch(t, x, clock_now_ms());
     if (strcmp(action, "session-terminate") == 0) {
-        xfer_ended(t, x, transfers_their_reason(jingle));
+        xfer_dispatch(t, x, XFER_EV_TERMINATE, transfers_their_reason(jingle), clock_now_ms());
         return stanza_iq_result(ctx, iq);
     }
     if (strcmp(action, "session-info") == 0) /* <received/> and the like */
@@ -671,22 +750,19 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
         if (stanza && strcmp(stanza, "iq") != 0)
             return stanza_iq_error(ctx, iq, "cancel", "feature-not-implemented",
                                    "data goes in <iq/> stanzas only");
-        xfer_set_state(x, XFER_SENDING);
         /* The blocks follow the result: transfers_run(). */
+        xfer_dispatch(t, x, XFER_EV_OPEN, NULL, now);
         return stanza_iq_result(ctx, iq);
     }
     if (strcmp(name, "close") == 0) {
         xmpp_stanza_t *reply = stanza_iq_result(ctx, iq);
 
-        if (x->state == XFER_SENDING || x->state == XFER_OPENING) {
-            /* Closed under us: the requester gave up on the bytes. */
-            if (reply && t->conn)
-                xmpp_send(t->conn, reply);
-            xmpp_stanza_release(reply);
-            xfer_terminate(t, x, "cancel", now);
-            return NULL;
-        }
-        return reply;
+        /* The result goes before the terminate the close may cause. */
+        if (reply && t->conn)
+            xmpp_send(t->conn, reply);
+        xmpp_stanza_release(reply);
+        xfer_dispatch(t, x, XFER_EV_CLOSE, NULL, now);
+        return NULL;
     }
     return stanza_iq_error(ctx, iq, "cancel", "not-acceptable", "this bytestream only sends");
 }
@@ -696,10 +772,7 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
 void transfers_stop(struct transfers *t, uint64_t now)
 {
     for (struct xfer *x = t->sessions; x; x = x->next)
-        if (x->state != XFER_ENDED && x->state != XFER_ENDING) {
-            log_info("transfer", "sid=%s: the daemon is stopping", x->req.sid);
-            xfer_terminate(t, x, "cancel", now);
-        }
+        xfer_dispatch(t, x, XFER_EV_STOP, NULL, now);
 }
 
 int transfers_fd(const struct transfers *t, short *events)
@@ -734,24 +807,12 @@ void transfers_run(struct transfers *t, short revents, uint64_t now)
 
     keeper_run(t->keeper, revents, now);
     for (struct xfer *x = t->sessions; x; x = x->next) {
-        if (x->state == XFER_ENDED)
-            continue;
-        if (!t->conn) {
-            xfer_ended(t, x, "failed-transport");
-        } else if (now >= x->deadline_ms) {
-            log_info("transfer", "sid=%s: nothing heard from %s while %s", x->req.sid, x->peer,
-                     xfer_state_name(x->state));
-            if (x->state == XFER_ENDING)
-                xfer_ended(t, x, "timeout");
-            else
-                xfer_terminate(t, x, "timeout", now);
-        } else if (x->state == XFER_NEW) {
-            xfer_send_accept(t, x, now);
-        } else if (x->state == XFER_FAILING) {
-            xfer_terminate(t, x, "failed-application", now);
-        } else if (x->state == XFER_SENDING) {
-            xfer_pump(t, x, now);
-        }
+        if (!t->conn)
+            xfer_dispatch(t, x, XFER_EV_LOST, NULL, now);
+        else if (now >= x->deadline_ms)
+            xfer_dispatch(t, x, XFER_EV_IDLE, NULL, now);
+        else
+            xfer_dispatch(t, x, XFER_EV_TICK, NULL, now);
     }
     while (*link) {
         struct xfer *x = *link;
@@ -773,8 +834,7 @@ void transfers_free(struct transfers *t)
         struct xfer *x = t->sessions;
 
         t->sessions = x->next;
-        if (x->state != XFER_ENDED)
-            xfer_ended(t, x, "cancel");
+        xfer_dispatch(t, x, XFER_EV_LOST, NULL, clock_now_ms());
         free(x);
     }
     keeper_free(t->keeper);
