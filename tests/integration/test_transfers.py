@@ -4,7 +4,8 @@ accounts ask its component JID for them with a Jingle session-initiate
 bytestream as the initiator, acknowledge every block, and check what
 arrives: a multi-MB file byte-identical with the matching session-info
 checksum and a session-terminate with <success/>; a <range/> gets exactly
-those bytes; an old revision (named by path and its sha-256) after the file
+those bytes (none, at the very end; none, for an empty file); an old revision
+(named by path and its sha-256) after the file
 changed on disk; an unknown file and a whitelist repository asked by a
 stranger are item-not-found, while a member gets the file; the requester's
 own session-terminate ends a session mid-stream; every transfer is a row of
@@ -261,6 +262,7 @@ def main():
             f.write(first)
         with open(os.path.join(wl_root, "secret.txt"), "wb") as f:
             f.write(secret)
+        open(os.path.join(root, "empty.bin"), "wb").close()
         extra = {"repositories": [
                      {"name": repo, "path": root},
                      {"name": closed, "path": wl_root, "access": "whitelist",
@@ -273,7 +275,7 @@ def main():
             daemon.wait_log(r"catalog: connected")
             wait_for("the files indexed", lambda: sql(
                 "SELECT count(*) FROM entry WHERE kind = 'file'"
-                " AND current_revision_id IS NOT NULL") == ["3"])
+                " AND current_revision_id IS NOT NULL") == ["4"])
             alice, carol = client(env, "alice"), client(env, "carol")
             rx, crx = Receiver(alice), Receiver(carol)
 
@@ -302,6 +304,13 @@ def main():
                                                      rng=(len(big) - 777, 10 ** 9)),
                                     block_size=65535)
             check(reason == "success" and data == big[-777:], "the tail of the file")
+            # Nothing at all: a range at the very end, and an empty file.
+            data, _, reason = fetch(rx, to, file_xml(f"{repo}/dir/big.bin",
+                                                     rng=(len(big), 5)))
+            check(reason == "success" and data == b"", f"a range at the end: {len(data)}")
+            data, checksum, reason = fetch(rx, to, file_xml(f"{repo}/empty.bin"))
+            check(reason == "success" and data == b"" and
+                  checksum == hashlib.sha256(b"").digest(), "an empty file")
             print("ok: ranges")
 
             # An old revision, after the file changed on disk.
@@ -371,21 +380,23 @@ def main():
                        " t.range_offset, coalesce(t.range_length::text, ''),"
                        " t.revision_id IS NOT NULL, t.finished_at IS NOT NULL"
                        " FROM transfer t ORDER BY t.id")
-            check(len(rows) == 7, f"7 transfer rows: {rows}")
+            check(len(rows) == 9, f"9 transfer rows: {rows}")
             parsed = [r.split("|") for r in rows]
             check(parsed[0][0] == env["XMPP_USER_ALICE"] + "/" + alice._xmpp.boundjid.resource
                   or parsed[0][0].startswith(env["XMPP_USER_ALICE"] + "/"),
                   f"the requester's full JID: {parsed[0][0]}")
             check(all(p[1] == "ibb" and p[6] == "t" and p[7] == "t" for p in parsed),
                   f"method, revision and end recorded: {rows}")
-            check([p[2] for p in parsed] == ["success"] * 6 + ["cancel"], f"outcomes: {rows}")
+            check([p[2] for p in parsed] == ["success"] * 8 + ["cancel"], f"outcomes: {rows}")
             check(parsed[0][3] == str(len(big)), f"bytes of the whole file: {parsed[0]}")
             check(parsed[1][3:6] == ["54321", "1000001", "54321"], f"the range: {parsed[1]}")
             check(parsed[2][3:6] == ["777", str(len(big) - 777), "777"], f"the tail: {parsed[2]}")
-            check(parsed[3][3] == str(len(first)) and parsed[4][3] == str(len(second)),
+            check(parsed[3][3:6] == ["0", str(len(big)), "0"] and parsed[4][3] == "0",
+                  f"nothing sent: {parsed[3:5]}")
+            check(parsed[5][3] == str(len(first)) and parsed[6][3] == str(len(second)),
                   "the old and the current revision")
-            check(parsed[5][0].startswith(env["XMPP_USER_CAROL"] + "/"), "carol's row")
-            check(int(parsed[6][3]) < len(big), f"the cancelled one: {parsed[6]}")
+            check(parsed[7][0].startswith(env["XMPP_USER_CAROL"] + "/"), "carol's row")
+            check(int(parsed[8][3]) < len(big), f"the cancelled one: {parsed[8]}")
             print("ok: the transfer table")
 
             alice.close()
