@@ -23,8 +23,8 @@ struct catalog_transfer_file {
 
 /**
  * Finds the revision a requester asks for and checks that `requester` (a
- * full JID) may read it: the repository is open, or the acl has a row for
- * the requester's bare or full JID (any role).
+ * full JID) may read it: the repository is open, or the acl has a row (any
+ * role) for the requester's bare JID (case aside) or its full JID.
  *
  * `path` ("repo/dir/file", or NULL) names a file of the catalog; `sha256`
  * (32 bytes, or NULL) names content.  Path alone: the file's current

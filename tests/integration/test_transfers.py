@@ -266,7 +266,8 @@ def main():
         extra = {"repositories": [
                      {"name": repo, "path": root},
                      {"name": closed, "path": wl_root, "access": "whitelist",
-                      "members": [env["XMPP_USER_CAROL"]]}],
+                      "members": [env["XMPP_USER_CAROL"],
+                                  env["XMPP_USER_BOB"] + "/another-resource"]}],
                  "indexer": {"settle_ms": 0, "content_store": "copy"},
                  "transfer": {"ibb_window": 4}}
         with Daemon(env, extra=extra) as daemon:
@@ -348,10 +349,16 @@ def main():
             print("ok: unknown and malformed requests")
 
             # Whitelist: a stranger is refused as if nothing were there; a member gets it.
-            for f in (file_xml(f"{closed}/secret.txt"),
-                      file_xml(sha256=hashlib.sha256(secret).digest())):
-                r = initiate(alice, to, "w" + uuid.uuid4().hex[:8], "i" + uuid.uuid4().hex[:8], f)
-                check(error_condition(r) == "item-not-found", f"stranger: {error_condition(r)}")
+            # (bob is on the acl with another resource only: a stranger too.)
+            bob = client(env, "bob")
+            for who in (alice, bob):
+                for f in (file_xml(f"{closed}/secret.txt"),
+                          file_xml(sha256=hashlib.sha256(secret).digest())):
+                    r = initiate(who, to, "w" + uuid.uuid4().hex[:8],
+                                 "i" + uuid.uuid4().hex[:8], f)
+                    check(error_condition(r) == "item-not-found",
+                          f"stranger {who.jid}: {error_condition(r)}")
+            bob.close()
             data, checksum, reason = fetch(crx, to, file_xml(f"{closed}/secret.txt"))
             check(reason == "success" and data == secret, "a member gets the file")
             print("ok: whitelist")
