@@ -73,6 +73,18 @@ static const struct config_key config_keys[] = {
       .default_value = "10", .min = 1, .max = 3600,
       .offset = FIELD(xmpp_reconnect_max_seconds),
       .help = "longest wait between two attempts to reach the XMPP server" },
+    { .name = "transfer.idle_timeout_seconds", .type = CONFIG_INT, .default_value = "60",
+      .min = 1, .max = 3600, .offset = FIELD(transfer_idle_timeout_seconds),
+      .help = "a transfer that hears nothing from its requester this long ends (timeout)" },
+    { .name = "transfer.ibb_block_size", .type = CONFIG_INT, .default_value = "8192",
+      .min = 512, .max = 65535, .offset = FIELD(transfer_ibb_block_size),
+      .help = "largest in-band bytestream block-size granted; requests for less get theirs" },
+    { .name = "transfer.ibb_window", .type = CONFIG_INT, .default_value = "1",
+      .min = 1, .max = 64, .offset = FIELD(transfer_ibb_window),
+      .help = "in-band blocks sent before the first is acknowledged (XEP-0047 recommends 1)" },
+    { .name = "transfer.max_sessions", .type = CONFIG_INT, .default_value = "64",
+      .min = 1, .max = 10000, .offset = FIELD(transfer_max_sessions),
+      .help = "transfers under way at once; more are refused with resource-constraint" },
     { .name = "state_dir", .type = CONFIG_ABS_PATH,
       .default_value = "/var/lib/filerepo", .offset = FIELD(state_dir),
       .help = "directory for the git repositories and the content store" },
@@ -115,7 +127,8 @@ static const struct config_key config_keys[] = {
 #define CONFIG_KEYS_COUNT (sizeof(config_keys) / sizeof(*config_keys))
 
 /* Objects that group keys; their members are checked against the table. */
-static const char *const config_sections[] = { "database", "xmpp", "log", "indexer", "query" };
+static const char *const config_sections[] = { "database", "xmpp", "log", "indexer", "query",
+                                                "transfer" };
 
 /* Keys people try first for secrets, answered with where the secret goes. */
 static const struct {

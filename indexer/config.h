@@ -73,6 +73,10 @@ struct config {
     char *xmpp_pubsub;              /* the pubsub service published to */
     int xmpp_change_feed;           /* publish a change feed per repository (1) or not (0) */
     int xmpp_reconnect_max_seconds; /* cap of the reconnect back-off */
+    int transfer_idle_timeout_seconds; /* a transfer silent this long ends (timeout) */
+    int transfer_ibb_block_size;    /* largest IBB block-size granted */
+    int transfer_ibb_window;        /* IBB blocks sent before their acknowledgement */
+    int transfer_max_sessions;      /* transfers under way at once */
 
     char *state_dir;                /* git repositories and content store */
     enum log_level log_level;       /* lowest level logged */

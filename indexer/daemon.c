@@ -17,6 +17,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "service.h"
+#include "transfers.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -39,6 +40,7 @@ struct daemon {
     struct component *component;   /* owned */
     struct indexer *indexer;       /* owned */
     struct publisher *publisher;   /* owned: the outbox to pubsub */
+    struct transfers *transfers;   /* owned: files sent over Jingle */
     int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
     bool stopping;                 /* a stop was asked for */
     uint64_t stop_deadline_ms;     /* give up on a clean XMPP close then */
@@ -71,6 +73,7 @@ static void daemon_on_signal(struct daemon *d)
                 log_info("daemon", "stopping on %s", strsignal((int)si.ssi_signo));
                 d->stopping = true;
                 d->stop_deadline_ms = clock_now_ms() + DAEMON_STOP_GRACE_MS;
+                transfers_stop(d->transfers, clock_now_ms());
                 component_stop(d->component);
             }
             break;
@@ -103,11 +106,22 @@ static int daemon_state_dir_prepare(const struct config *config)
     return 0;
 }
 
+/* The stream came up or went down: both parts that speak on it are told. */
+static void daemon_on_stream(void *data, xmpp_conn_t *conn)
+{
+    struct daemon *d = data;
+
+    publisher_on_stream(d->publisher, conn);
+    if (d->transfers)
+        transfers_on_stream(d->transfers, conn);
+}
+
 /* The shortest of the parts' timeouts; a second when none needs a turn. */
 static int daemon_timeout(struct daemon *d, uint64_t now)
 {
     int t[] = { component_timeout_ms(d->component, now), keeper_timeout_ms(d->keeper, now),
-                indexer_timeout_ms(d->indexer, now), publisher_timeout_ms(d->publisher, now) };
+                indexer_timeout_ms(d->indexer, now), publisher_timeout_ms(d->publisher, now),
+                transfers_timeout_ms(d->transfers, now) };
     int a = -1;
 
     for (size_t i = 0; i < sizeof(t) / sizeof(*t); i++)
@@ -143,12 +157,17 @@ int daemon_run(const struct config *config)
         log_error("daemon", "out of memory");
         goto done;
     }
-    component_set_listener(d.component, publisher_on_stream, d.publisher);
+    component_set_listener(d.component, daemon_on_stream, &d);
     if (indexer_new(&d.indexer, config) != 0)
         goto done;
     /* Listings read the loop's own connection: single prepared statements,
      * answered between the loop's other turns. */
     service_set_catalog(d.service, d.catalog);
+    if (transfers_new(&d.transfers, config, indexer_store(d.indexer)) != 0) {
+        log_error("daemon", "out of memory");
+        goto done;
+    }
+    service_set_transfers(d.service, d.transfers);
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);
 
@@ -156,12 +175,13 @@ int daemon_run(const struct config *config)
      * down at start, and disco#info needs no catalog. */
     while (!keeper_is_fatal(d.keeper)) {
         uint64_t now = clock_now_ms();
-        struct pollfd fds[6];
-        short cat_events = 0, xmpp_events = 0, pub_events = 0;
+        struct pollfd fds[7];
+        short cat_events = 0, xmpp_events = 0, pub_events = 0, xfer_events = 0;
         int cat_fd = keeper_fd(d.keeper, &cat_events);
         int xmpp_fd = component_fd(d.component, &xmpp_events);
         int pub_fd = publisher_fd(d.publisher, &pub_events);
-        int cat_slot = -1, pub_slot = -1;
+        int xfer_fd = transfers_fd(d.transfers, &xfer_events);
+        int cat_slot = -1, pub_slot = -1, xfer_slot = -1;
         nfds_t n = 0, ix_first;
 
         if (d.stopping && (component_is_stopped(d.component) || now >= d.stop_deadline_ms))
@@ -177,6 +197,10 @@ int daemon_run(const struct config *config)
         if (pub_fd >= 0) {
             pub_slot = (int)n;
             fds[n++] = (struct pollfd){ .fd = pub_fd, .events = pub_events };
+        }
+        if (xfer_fd >= 0) {
+            xfer_slot = (int)n;
+            fds[n++] = (struct pollfd){ .fd = xfer_fd, .events = xfer_events };
         }
         ix_first = n;
         n += indexer_pollfds(d.indexer, fds + n, sizeof(fds) / sizeof(*fds) - n);
@@ -194,6 +218,7 @@ int daemon_run(const struct config *config)
                 indexer_start(d.indexer, d.catalog);
             indexer_run(d.indexer, fds + ix_first, n - ix_first, now);
             publisher_run(d.publisher, pub_slot >= 0 ? fds[pub_slot].revents : 0, now);
+            transfers_run(d.transfers, xfer_slot >= 0 ? fds[xfer_slot].revents : 0, now);
         }
         if (!keeper_is_fatal(d.keeper))
             component_run(d.component, now);
@@ -207,6 +232,10 @@ int daemon_run(const struct config *config)
     error = 0;
 
 done:
+    /* The transfers read from the indexer's store: they go first. */
+    service_set_transfers(d.service, NULL);
+    transfers_free(d.transfers);
+    d.transfers = NULL;
     indexer_free(d.indexer);
     component_free(d.component);
     publisher_free(d.publisher);

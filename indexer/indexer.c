@@ -380,6 +380,11 @@ size_t indexer_pollfds(struct indexer *ix, struct pollfd *fds, size_t max)
     return n;
 }
 
+struct store *indexer_store(struct indexer *ix)
+{
+    return ix->store;
+}
+
 void indexer_rescan_all(struct indexer *ix, uint64_t now_ms)
 {
     for (size_t i = 0; i < ix->repos_count; i++)

@@ -22,6 +22,7 @@
 #include "config.h"
 
 struct indexer;
+struct store;
 
 /**
  * Creates the indexer for `config` (borrowed: must outlive it): the worker
@@ -57,6 +58,12 @@ void indexer_run(struct indexer *indexer, const struct pollfd *fds, size_t count
  * admin's SIGUSR1: after restoring files behind the watcher's back, say).
  */
 void indexer_rescan_all(struct indexer *indexer, uint64_t now_ms);
+
+/**
+ * The content store (borrowed, read-only to the caller: store_object_open()
+ * only), owned by the indexer and valid until indexer_free().
+ */
+struct store *indexer_store(struct indexer *indexer);
 
 /** Returns whether any repository has a batch in flight or paths waiting. */
 bool indexer_busy(const struct indexer *indexer);

@@ -15,6 +15,8 @@
 #include "log.h"
 #include "listing.h"
 #include "ratelimit.h"
+#include "transfers.h"
+#include "xmpp/jingle.h"
 #include "xmpp/disco.h"
 #include "xmpp/fis.h"
 #include "xmpp/rsm.h"
@@ -29,6 +31,7 @@ struct service {
     char *name;                  /* disco identity name */
     struct listing *listing;     /* listings, owned */
     struct ratelimit *limiter;   /* requests per requester, owned */
+    struct transfers *transfers; /* borrowed; NULL: no file is served */
 };
 
 typedef xmpp_stanza_t *(*service_iq_fn)(struct service *service, xmpp_stanza_t *iq,
@@ -38,7 +41,7 @@ struct service_route {
     const char *ns;      /* namespace of the IQ's payload */
     const char *type;    /* "get" or "set" */
     service_iq_fn fn;    /* builds the reply */
-    const char *also;    /* another feature the handler serves, or NULL */
+    const char *const *also; /* features served with it, NULL-terminated, or NULL */
 };
 
 static xmpp_stanza_t *service_disco_info(struct service *service, xmpp_stanza_t *iq,
@@ -52,12 +55,27 @@ static xmpp_stanza_t *service_fis(struct service *service, xmpp_stanza_t *iq,
 static xmpp_stanza_t *service_fileshare(struct service *service, xmpp_stanza_t *iq,
                                         xmpp_stanza_t *payload);
 
+static xmpp_stanza_t *service_jingle(struct service *service, xmpp_stanza_t *iq,
+                                     xmpp_stanza_t *payload);
+static xmpp_stanza_t *service_ibb(struct service *service, xmpp_stanza_t *iq,
+                                  xmpp_stanza_t *payload);
+
+/* What a Jingle file request may use: XEP-0234 over XEP-0261, hashes. */
+static const char *const service_jingle_features[] = {
+    XMPP_NS_JINGLE_FT, XMPP_NS_JINGLE_IBB, XMPP_NS_HASHES, XMPP_NS_HASH_SHA256, NULL
+};
+
+/* What a listing serves with it: XEP-0059 paging. */
+static const char *const service_fis_features[] = { XMPP_NS_RSM, NULL };
+
 static const struct service_route service_routes[] = {
     { XMPP_NS_DISCO_INFO, "get", service_disco_info, NULL },
     { XMPP_NS_DISCO_ITEMS, "get", service_disco_items, NULL },
     { XMPP_NS_PING, "get", service_ping, NULL },
-    { XMPP_NS_FIS, "get", service_fis, XMPP_NS_RSM },
+    { XMPP_NS_FIS, "get", service_fis, service_fis_features },
     { XMPP_NS_FILESHARE, "get", service_fileshare, NULL },
+    { XMPP_NS_JINGLE, "set", service_jingle, service_jingle_features },
+    { XMPP_NS_IBB, "set", service_ibb, NULL },
 };
 
 #define SERVICE_ROUTES_COUNT (sizeof(service_routes) / sizeof(*service_routes))
@@ -66,15 +84,18 @@ static const struct service_route service_routes[] = {
 static const char *const service_node_features[] = { XMPP_NS_DISCO_INFO, XMPP_NS_FIS,
                                                      XMPP_NS_RSM };
 
-/* Derived from service_routes: each routed namespace and what it also serves. */
-static const char *service_feature_list[2 * SERVICE_ROUTES_COUNT];
+/* Derived from service_routes: one feature per routed namespace and those
+ * served with it. */
+static const char *service_feature_list[SERVICE_ROUTES_COUNT * 8];
 
-static void service_feature_add(size_t *n, const char *feature)
+static size_t service_feature_add(size_t n, const char *feature)
 {
-    for (size_t j = 0; j < *n; j++)
+    for (size_t j = 0; j < n; j++)
         if (strcmp(service_feature_list[j], feature) == 0)
-            return;
-    service_feature_list[(*n)++] = feature;
+            return n;
+    if (n < sizeof(service_feature_list) / sizeof(*service_feature_list))
+        service_feature_list[n++] = feature;
+    return n;
 }
 
 size_t service_features(const char *const **out)
@@ -82,9 +103,9 @@ size_t service_features(const char *const **out)
     size_t n = 0;
 
     for (size_t i = 0; i < SERVICE_ROUTES_COUNT; i++) {
-        service_feature_add(&n, service_routes[i].ns);
-        if (service_routes[i].also)
-            service_feature_add(&n, service_routes[i].also);
+        n = service_feature_add(n, service_routes[i].ns);
+        for (size_t k = 0; service_routes[i].also && service_routes[i].also[k]; k++)
+            n = service_feature_add(n, service_routes[i].also[k]);
     }
     *out = service_feature_list;
     return n;
@@ -188,6 +209,29 @@ static void service_requester(xmpp_stanza_t *iq, char *out, size_t len)
         n = len - 1;
     memcpy(out, from ? from : "", n);
     out[n] = '\0';
+}
+
+static xmpp_stanza_t *service_jingle(struct service *service, xmpp_stanza_t *iq,
+                                     xmpp_stanza_t *payload)
+{
+    if (!service->transfers)
+        return stanza_iq_error(xmpp_stanza_get_context(iq), iq, "cancel",
+                               "service-unavailable", NULL);
+    return transfers_on_jingle(service->transfers, iq, payload);
+}
+
+static xmpp_stanza_t *service_ibb(struct service *service, xmpp_stanza_t *iq,
+                                  xmpp_stanza_t *payload)
+{
+    if (!service->transfers)
+        return stanza_iq_error(xmpp_stanza_get_context(iq), iq, "cancel",
+                               "service-unavailable", NULL);
+    return transfers_on_ibb(service->transfers, iq, payload);
+}
+
+void service_set_transfers(struct service *service, struct transfers *transfers)
+{
+    service->transfers = transfers;
 }
 
 xmpp_stanza_t *service_handle_iq(struct service *service, xmpp_stanza_t *iq)

@@ -38,6 +38,14 @@ int service_new(struct service **out, const struct service_settings *settings);
  */
 void service_set_catalog(struct service *service, struct catalog *catalog);
 
+struct transfers;
+
+/**
+ * Hands Jingle and IBB requests to `transfers` (borrowed; NULL: they get
+ * service-unavailable).
+ */
+void service_set_transfers(struct service *service, struct transfers *transfers);
+
 /** Frees the service; NULL is fine. */
 void service_free(struct service *service);
 

@@ -62,7 +62,11 @@ def main():
             check(features == ["http://jabber.org/protocol/disco#info",
                                "http://jabber.org/protocol/disco#items", "urn:xmpp:ping",
                                "urn:xmpp:fis:0", "http://jabber.org/protocol/rsm",
-                               "http://jabber.org/protocol/si/profile/fileshare"],
+                               "http://jabber.org/protocol/si/profile/fileshare",
+                               "urn:xmpp:jingle:1", "urn:xmpp:jingle:apps:file-transfer:5",
+                               "urn:xmpp:jingle:transports:ibb:1", "urn:xmpp:hashes:2",
+                               "urn:xmpp:hash-function-text-names:sha-256",
+                               "http://jabber.org/protocol/ibb"],
                   f"features {features}")
 
             # The same from a JID under the component (XEP-0214 sends its

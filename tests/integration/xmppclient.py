@@ -129,6 +129,7 @@ class Client:
         self._lock = threading.Condition()
         self._replies = {}      # iq id -> reply Element (or None while waiting)
         self._messages = []     # received <message/> Elements not yet taken
+        self._serve = None      # see serve()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="xmpp-" + jid, daemon=True)
@@ -157,6 +158,11 @@ class Client:
                    and e.get("type") in ("result", "error")),
             self._on_iq))
         x.register_handler(Callback(
+            "filerepo iq requests",
+            _Match(lambda e: e.tag == "{jabber:client}iq" and self._serve is not None
+                   and e.get("type") in ("get", "set")),
+            self._on_request))
+        x.register_handler(Callback(
             "filerepo messages",
             _Match(lambda e: e.tag == "{jabber:client}message"),
             self._on_message))
@@ -167,6 +173,12 @@ class Client:
             if stanza["id"] in self._replies:
                 self._replies[stanza["id"]] = copy.deepcopy(stanza.xml)
                 self._lock.notify_all()
+
+    def _on_request(self, stanza):
+        serve = self._serve
+        reply = serve(copy.deepcopy(stanza.xml)) if serve else None
+        if reply:
+            self._xmpp.send_raw(reply)
 
     def _on_message(self, stanza):
         with self._lock:
@@ -245,6 +257,12 @@ class Client:
             why = "disconnected" if not self.connected else "no reply within %ss" % timeout
             raise XmppError("%s: iq %s: %s: %s" % (self.jid, iq_id, why, xml_text[:200]))
         return reply
+
+    def serve(self, fn):
+        """Hands every IQ get/set received to fn(Element), on the loop
+        thread; fn returns the raw reply to send, or None to send nothing.
+        serve(None) goes back to slixmpp's default (feature-not-implemented)."""
+        self._serve = fn
 
     def wait_message(self, predicate, timeout=10):
         """Return (and take) the first received <message/> Element for which
