@@ -23,6 +23,20 @@ enum catalog_statement {
     CATALOG_STMT_COUNT,
 };
 
+/*
+ * SQL: may the requester (bare and full: SQL expressions, parameters say)
+ * read repository r?  An open repository, or one whose acl holds the bare
+ * JID (any role; it matches every resource) or the full JID (only that
+ * resource).  The bare part compares without regard to case (servers
+ * deliver it normalized, people write it as they like); the resource
+ * exactly.  Listings and transfers use the same rule.
+ */
+#define CATALOG_SQL_READABLE(bare, full) \
+    "(r.access = 'open' OR EXISTS (SELECT 1 FROM acl a WHERE a.repository_id = r.id AND" \
+    " (lower(a.jid) = lower(" bare ") OR (strpos(a.jid, '/') > 0" \
+    "  AND lower(split_part(a.jid, '/', 1)) = lower(" bare ")" \
+    "  AND substr(a.jid, strpos(a.jid, '/') + 1) = substr(" full ", strpos(" full ", '/') + 1)))))"
+
 struct catalog {
     char *conninfo;   /* as configured; holds no password */
     char *password;   /* secret, or NULL */

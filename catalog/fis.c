@@ -18,15 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Who may see repository r (a, b: the requester's bare and full JID): a
- * bare JID on the acl matches every resource, a full JID only its own.
- * The bare part compares without regard to case (as servers deliver it
- * normalized, and people write it as they like); the resource exactly. */
-#define FIS_VISIBLE(a, b) \
-    "(r.access = 'open' OR EXISTS (SELECT 1 FROM acl a WHERE a.repository_id = r.id AND" \
-    " (lower(a.jid) = lower(" a ") OR (strpos(a.jid, '/') > 0" \
-    "  AND lower(split_part(a.jid, '/', 1)) = lower(" a ")" \
-    "  AND substr(a.jid, strpos(a.jid, '/') + 1) = substr(" b ", strpos(" b ", '/') + 1)))))"
+#define FIS_VISIBLE(a, b) CATALOG_SQL_READABLE(a, b)
 
 /* Base64 without the line breaks PostgreSQL puts after 76 characters. */
 #define FIS_B64(col) "replace(encode(" col ", 'base64'), E'\\n', '')"

@@ -10,15 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* May the requester ($1 full JID, $2 bare JID) read repository r?  The
- * query service's rule: a bare JID on the acl matches every resource, a
- * full JID only its own; the bare part compares without regard to case,
- * the resource exactly. */
-#define TRANSFER_READABLE \
-    " (r.access = 'open' OR EXISTS (SELECT 1 FROM acl a WHERE a.repository_id = r.id AND" \
-    "  (lower(a.jid) = lower($2) OR (strpos(a.jid, '/') > 0" \
-    "   AND lower(split_part(a.jid, '/', 1)) = lower($2)" \
-    "   AND substr(a.jid, strpos(a.jid, '/') + 1) = substr($1, strpos($1, '/') + 1)))))"
+/* May the requester ($1 full JID, $2 bare JID) read repository r? */
+#define TRANSFER_READABLE " " CATALOG_SQL_READABLE("$2", "$1")
 
 #define TRANSFER_COLUMNS "v.id, encode(v.sha256, 'hex'), v.size, r.name || '/' || e.path"
 
