@@ -130,3 +130,17 @@ int catalog_transfer_end(struct catalog *catalog, int64_t id, int64_t bytes, con
     PQclear(res);
     return 0;
 }
+
+int catalog_transfer_refused(struct catalog *catalog, const char *requester, const char *sid)
+{
+    const char *params[] = { requester, sid };
+    PGresult *res = catalog_query(catalog,
+        "INSERT INTO transfer (requester, protocol, sid, outcome, finished_at)"
+        " VALUES ($1, 'jingle', $2, 'refused', now())",
+        2, params, PGRES_COMMAND_OK);
+
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    PQclear(res);
+    return 0;
+}

@@ -53,4 +53,11 @@ int catalog_transfer_begin(struct catalog *catalog, const char *requester, int64
  */
 int catalog_transfer_end(struct catalog *catalog, int64_t id, int64_t bytes, const char *outcome);
 
+/**
+ * Records a request that was refused (nothing found the requester may
+ * read, or too many transfers): no revision, outcome 'refused'.
+ * Returns 0, or FR_ECONN / FR_ERROR.
+ */
+int catalog_transfer_refused(struct catalog *catalog, const char *requester, const char *sid);
+
 #endif

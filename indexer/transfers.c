@@ -608,6 +608,14 @@ static const char *transfers_their_reason(xmpp_stanza_t *jingle)
     return "cancel";
 }
 
+/* A refused request is a row too; one that cannot be written is only logged. */
+static void transfers_record_refusal(struct transfers *t, const char *from, const char *sid)
+{
+    if (catalog_transfer_refused(t->catalog, from, sid) != 0)
+        log_warn("transfer", "cannot record a refused request: %s",
+                 catalog_last_error(t->catalog));
+}
+
 static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
                                          xmpp_stanza_t *jingle, const char *from)
 {
@@ -629,15 +637,16 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
         free(x);
         return stanza_iq_error(ctx, iq, "cancel", "conflict", "that sid is in use");
     }
-    if (t->count >= (size_t)t->config->transfer_max_sessions) {
-        free(x);
-        return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
-                               "too many transfers under way; try again later");
-    }
     if (!keeper_is_connected(t->keeper)) {
         free(x);
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
                                "the catalog is not reachable; try again later");
+    }
+    if (t->count >= (size_t)t->config->transfer_max_sessions) {
+        transfers_record_refusal(t, from, x->req.sid);
+        free(x);
+        return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
+                               "too many transfers under way; try again later");
     }
     snprintf(x->peer, sizeof(x->peer), "%s", from);
     error = catalog_transfer_find(t->catalog, from, x->req.name[0] ? x->req.name : NULL,
@@ -650,6 +659,8 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
             log_info("transfer", "%s asked for %s%s: not found", from,
                      x->req.name[0] ? x->req.name : "content",
                      x->req.has_sha256 ? " by hash" : "");
+        if (error == FR_ENOTFOUND)
+            transfers_record_refusal(t, from, x->req.sid);
         free(x);
         if (error == FR_ENOTFOUND)
             return stanza_iq_error(ctx, iq, "cancel", "item-not-found", "no such file");

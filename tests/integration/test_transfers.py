@@ -386,7 +386,12 @@ def main():
             rows = sql("SELECT t.requester, t.method, coalesce(t.outcome, ''), t.bytes_sent,"
                        " t.range_offset, coalesce(t.range_length::text, ''),"
                        " t.revision_id IS NOT NULL, t.finished_at IS NOT NULL"
-                       " FROM transfer t ORDER BY t.id")
+                       " FROM transfer t WHERE t.outcome IS DISTINCT FROM 'refused' ORDER BY t.id")
+            # The 5 unknown files and the 4 whitelist refusals, by who asked.
+            refused = sql("SELECT split_part(requester, '@', 1), count(*) FROM transfer"
+                          " WHERE outcome = 'refused' AND revision_id IS NULL"
+                          " AND finished_at IS NOT NULL GROUP BY 1 ORDER BY 1")
+            check(refused == ["alice|7", "bob|2"], f"refused requests recorded: {refused}")
             check(len(rows) == 9, f"9 transfer rows: {rows}")
             parsed = [r.split("|") for r in rows]
             check(parsed[0][0] == env["XMPP_USER_ALICE"] + "/" + alice._xmpp.boundjid.resource
