@@ -8,6 +8,7 @@
 #include "catalog_internal.h"
 #include "migrate.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,4 +351,9 @@ int catalog_schema_version_known(void)
     return catalog_migrations_count
                ? catalog_migrations[catalog_migrations_count - 1].version
                : 0;
+}
+
+void catalog_int64_text(char *out, size_t len, int64_t v)
+{
+    snprintf(out, len, "%" PRId64, v);
 }

@@ -5,6 +5,8 @@
 #define FILEREPO_CATALOG_INTERNAL_H
 
 #include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "catalog.h"
 
@@ -45,6 +47,9 @@ struct catalog {
     char error[512];  /* last failure, for the caller to log */
     unsigned notified; /* notifications received since catalog_take_notified() */
 };
+
+/** Writes v as decimal text into out (len bytes), for a query parameter. */
+void catalog_int64_text(char *out, size_t len, int64_t v);
 
 /** Records the text of a failure (printf-style) as the last error. */
 void catalog_set_error(struct catalog *catalog, const char *fmt, ...)

@@ -13,11 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void catalog_int64_text(char *out, size_t len, int64_t v)
-{
-    snprintf(out, len, "%" PRId64, v);
-}
-
 int catalog_repository_upsert(struct catalog *catalog, int64_t *out_id,
                               const struct catalog_repository_spec *spec)
 {

@@ -12,11 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void outbox_int64_text(char *out, size_t len, int64_t v)
-{
-    snprintf(out, len, "%" PRId64, v);
-}
-
 static const char *outbox_value(PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
@@ -151,8 +146,8 @@ int catalog_outbox_finish(struct catalog *catalog, const struct catalog_outbox_d
         const char *params[] = { id, entry, done[i].node };
         PGresult *res;
 
-        outbox_int64_text(id, sizeof(id), done[i].id);
-        outbox_int64_text(entry, sizeof(entry), done[i].entry_id);
+        catalog_int64_text(id, sizeof(id), done[i].id);
+        catalog_int64_text(entry, sizeof(entry), done[i].entry_id);
         res = catalog_query(catalog,
                             "UPDATE outbox SET state = 'done', done_at = now(), last_error = NULL"
                             " WHERE id = $1",
@@ -201,7 +196,7 @@ int catalog_outbox_retry(struct catalog *catalog, int64_t id, unsigned delay_ms,
     const char *params[] = { id_text, delay, error };
     PGresult *res;
 
-    outbox_int64_text(id_text, sizeof(id_text), id);
+    catalog_int64_text(id_text, sizeof(id_text), id);
     snprintf(delay, sizeof(delay), "%u", delay_ms);
     res = catalog_query(catalog,
                         "UPDATE outbox SET attempts = attempts + 1, last_error = $3,"
@@ -220,7 +215,7 @@ int catalog_outbox_park(struct catalog *catalog, int64_t id, const char *error)
     const char *params[] = { id_text, error };
     PGresult *res;
 
-    outbox_int64_text(id_text, sizeof(id_text), id);
+    catalog_int64_text(id_text, sizeof(id_text), id);
     res = catalog_query(catalog,
                         "UPDATE outbox SET state = 'parked', attempts = attempts + 1,"
                         " last_error = $2, done_at = now() WHERE id = $1 AND state = 'pending'",
@@ -238,7 +233,7 @@ int catalog_outbox_expand(struct catalog *catalog, int64_t id)
     PGresult *res;
     int error;
 
-    outbox_int64_text(id_text, sizeof(id_text), id);
+    catalog_int64_text(id_text, sizeof(id_text), id);
     if ((error = catalog_command(catalog, "BEGIN")) != 0)
         return error;
     res = catalog_query(catalog,
