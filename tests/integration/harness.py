@@ -20,11 +20,11 @@ import tempfile
 import time
 import uuid
 
-from xmppclient import load_services_env
+from xmppclient import Client, load_services_env
 
 __all__ = ["Daemon", "fresh_database", "drop_database", "psql", "write_config",
            "load_services_env", "binary", "services", "services_script", "check",
-           "DISCO_INFO", "schema_version"]
+           "DISCO_INFO", "schema_version", "client", "wait_for"]
 
 # A disco#info request; format with to=JID.
 DISCO_INFO = ("<iq type='get' to='{to}'>"
@@ -197,3 +197,23 @@ class Daemon:
         if exc[0] is not None:
             print(f"--- filerepod log ---\n{self.log()[-20000:]}--- end of log ---")
         self.close()
+
+
+def client(env, who):
+    """A connected Client for the test account `who` (alice, bob, carol)."""
+    up = who.upper()
+    return Client(env["XMPP_USER_" + up], env["XMPP_PASS_" + up], env["XMPP_HOST"],
+                  env["XMPP_C2S_PORT"]).connect()
+
+
+def wait_for(what, fn, timeout=60, step=0.05):
+    """Calls fn until it returns something true, and returns that; fails
+    naming `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(step)

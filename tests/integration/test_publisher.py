@@ -14,11 +14,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
-from harness import Daemon, binary, check, load_services_env, psql
-from xmppclient import NS, Client, error_condition, find
+from harness import Daemon, binary, check, client, load_services_env, psql, wait_for
+from xmppclient import NS, error_condition, find
 
 ENTRY_NS = "http://jabber.org/protocol/fileshare#item_metadata"
 SIPUB_NS = "http://jabber.org/protocol/sipub"
@@ -26,23 +25,6 @@ SI_FILE_NS = "http://jabber.org/protocol/si/profile/file-transfer"
 HASHES_NS = "urn:xmpp:hashes:2"
 CHANGE_NS = "urn:x-filerepo:change:0"
 EVENT = NS["pubsub_event"]
-
-
-def client(env, who):
-    up = who.upper()
-    return Client(env["XMPP_USER_" + up], env["XMPP_PASS_" + up], env["XMPP_HOST"],
-                  env["XMPP_C2S_PORT"]).connect()
-
-
-def wait_for(what, fn, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def event_items(msg):

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 
+import harness
 from harness import Daemon, check, load_services_env, psql, services
 from xmppclient import NS, Client, XmppError, error_condition, find
 
@@ -29,14 +30,8 @@ CHANGE_NS = "urn:x-filerepo:change:0"
 
 
 def wait_for(what, fn, timeout=120, step=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
+    """harness.wait_for, with the patience a restart needs."""
+    return harness.wait_for(what, fn, timeout=timeout, step=step)
 
 
 class Subscriber:

@@ -17,34 +17,16 @@ import os
 import sys
 import tempfile
 import threading
-import time
 import uuid
 
-from harness import Daemon, check, load_services_env, psql
-from xmppclient import Client, error_condition, find
+from harness import Daemon, check, client, load_services_env, psql, wait_for
+from xmppclient import error_condition
 
 JINGLE = "urn:xmpp:jingle:1"
 FT = "urn:xmpp:jingle:apps:file-transfer:5"
 JIBB = "urn:xmpp:jingle:transports:ibb:1"
 IBB = "http://jabber.org/protocol/ibb"
 HASHES = "urn:xmpp:hashes:2"
-
-
-def client(env, who):
-    up = who.upper()
-    return Client(env["XMPP_USER_" + up], env["XMPP_PASS_" + up], env["XMPP_HOST"],
-                  env["XMPP_C2S_PORT"]).connect()
-
-
-def wait_for(what, fn, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Receiver:
