@@ -65,7 +65,14 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
         "  encode(v.sha512, 'hex'), lpad(to_hex(v.crc32), 8, '0'),"
         "  " OUTBOX_B64("v.sha256") ", " OUTBOX_B64("v.sha1") ", " OUTBOX_B64("v.sha512") ","
         "  (SELECT string_agg(a.role || ' ' || a.jid, E'\\n' ORDER BY a.jid, a.role)"
-        "     FROM acl a WHERE a.repository_id = r.id)"
+        "     FROM acl a WHERE a.repository_id = r.id),"
+        /* The advertised mirrors (mirror.h): verified copies on mirrors in
+         * state ok; credentials only where the admin made them public. */
+        "  (SELECT string_agg(m.type || E'\\t' || m.url || E'\\t' || m.description || E'\\t'"
+        "       || CASE WHEN m.credentials_public THEN coalesce(m.username, '') || E'\\t'"
+        "          || coalesce(m.password_file, '') ELSE E'\\t' END, E'\\n' ORDER BY m.id)"
+        "     FROM mirror_copy c JOIN mirror m ON m.id = c.mirror_id"
+        "     WHERE c.revision_id = o.revision_id AND c.state = 'verified' AND m.state = 'ok')"
         " FROM outbox o JOIN repository r ON r.id = o.repository_id"
         " LEFT JOIN entry e ON e.id = o.entry_id"
         " LEFT JOIN revision v ON v.id = o.revision_id"
@@ -110,6 +117,7 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
             .sha1_b64 = outbox_value(res, i, 26),
             .sha512_b64 = outbox_value(res, i, 27),
             .acl = outbox_value(res, i, 28) ? outbox_value(res, i, 28) : "",
+            .mirrors = outbox_value(res, i, 29) ? outbox_value(res, i, 29) : "",
         };
         rc = fn(&row, data);
     }

@@ -42,6 +42,9 @@ struct catalog_outbox_row {
     const char *sha256_hex, *sha1_hex, *md5_hex, *sha512_hex, *crc32_hex; /* NULL: none */
     const char *sha256_b64, *sha1_b64, *sha512_b64; /* NULL: none */
     const char *acl;           /* "role jid" lines of the repository's acl */
+    const char *mirrors;       /* publish_item: advertised mirrors (catalog/mirror.h), one a
+                                  line: "type\turl\tdescription\tuser\tpassword_file", the
+                                  last two empty unless public; "" for none */
 };
 
 /** Starts listening for CATALOG_OUTBOX_CHANNEL on this connection. */

@@ -34,6 +34,8 @@
 static const char *const config_store_modes[] = { "reflink", "copy", "hardlink", "none", NULL };
 /* Index 1 ("on") is true. */
 static const char *const config_off_on[] = { "off", "on", NULL };
+/* In the order of enum probe_policy (mirrors/probe.h). */
+static const char *const config_mirror_policies[] = { "size", "sampled", "full", NULL };
 static const char *const config_digest_names[] = { "sha-256", "sha-1", "md5", "sha-512", "crc32",
                                                    NULL };
 
@@ -122,13 +124,36 @@ static const struct config_key config_keys[] = {
     { .name = "query.rate_burst", .type = CONFIG_INT, .default_value = "50",
       .min = 1, .max = 100000, .offset = FIELD(query_rate_burst),
       .help = "requests one requester may make at once before the rate applies" },
+    { .name = "mirrors.verify", .type = CONFIG_CHOICE, .default_value = "full",
+      .choices = config_mirror_policies, .offset = FIELD(mirrors_verify),
+      .help = "how a copy on a mirror is verified: size (HEAD/SIZE), sampled (and ranges "
+              "compared byte for byte) or full (and the whole file's sha-256)" },
+    { .name = "mirrors.check_interval_seconds", .type = CONFIG_INT, .default_value = "3600",
+      .min = 1, .max = 604800, .offset = FIELD(mirrors_interval_seconds),
+      .help = "period of each mirror's round of re-checks (copies not verified, and one "
+              "verified copy picked at random)" },
+    { .name = "mirrors.failures_before_failing", .type = CONFIG_INT, .default_value = "3",
+      .min = 1, .max = 1000, .offset = FIELD(mirrors_failures_max),
+      .help = "failed checks in a row after which a mirror is failing and withdrawn from items" },
+    { .name = "mirrors.connect_timeout_seconds", .type = CONFIG_INT, .default_value = "10",
+      .min = 1, .max = 600, .offset = FIELD(mirrors_connect_timeout_seconds),
+      .help = "longest wait for a mirror to accept a connection" },
+    { .name = "mirrors.low_speed_seconds", .type = CONFIG_INT, .default_value = "60",
+      .min = 1, .max = 3600, .offset = FIELD(mirrors_low_speed_seconds),
+      .help = "a transfer from or to a mirror that moves no byte this long is given up" },
+    { .name = "mirrors.per_host", .type = CONFIG_INT, .default_value = "2",
+      .min = 1, .max = 64, .offset = FIELD(mirrors_per_host),
+      .help = "connections to one mirror host at once" },
+    { .name = "mirrors.max_checks", .type = CONFIG_INT, .default_value = "16",
+      .min = 1, .max = 1024, .offset = FIELD(mirrors_max_checks),
+      .help = "checks of mirrors under way at once" },
 };
 
 #define CONFIG_KEYS_COUNT (sizeof(config_keys) / sizeof(*config_keys))
 
 /* Objects that group keys; their members are checked against the table. */
 static const char *const config_sections[] = { "database", "xmpp", "log", "indexer", "query",
-                                                "transfer" };
+                                                "transfer", "mirrors" };
 
 /* Keys people try first for secrets, answered with where the secret goes. */
 static const struct {

@@ -94,6 +94,15 @@ struct config {
     int query_verbose_max;          /* pages up to this size are verbose */
     int query_rate_per_second;      /* requests a second per requester */
     int query_rate_burst;           /* and at once */
+
+    /* mirrors.* (libmirrors' checker) */
+    int mirrors_verify;             /* enum probe_policy: size, sampled, full */
+    int mirrors_interval_seconds;   /* period of each mirror's round of checks */
+    int mirrors_failures_max;       /* failed checks in a row before a mirror is failing */
+    int mirrors_connect_timeout_seconds; /* connecting to a mirror */
+    int mirrors_low_speed_seconds;  /* a transfer that stalls this long is given up */
+    int mirrors_per_host;           /* connections to one mirror host at once */
+    int mirrors_max_checks;         /* checks under way at once */
 };
 
 /** Who reads the configuration decides which secrets must be at hand. */

@@ -15,6 +15,7 @@
 #include "indexer.h"
 #include "keeper.h"
 #include "log.h"
+#include "checker.h"
 #include "publisher.h"
 #include "service.h"
 #include "transfers.h"
@@ -41,6 +42,7 @@ struct daemon {
     struct indexer *indexer;       /* owned */
     struct publisher *publisher;   /* owned: the outbox to pubsub */
     struct transfers *transfers;   /* owned: files sent over Jingle */
+    struct mirror_checker *mirrors; /* owned: the mirror checker's thread */
     int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
     bool stopping;                 /* a stop was asked for */
     uint64_t stop_deadline_ms;     /* give up on a clean XMPP close then */
@@ -168,6 +170,26 @@ int daemon_run(const struct config *config)
         goto done;
     }
     service_set_transfers(d.service, d.transfers);
+    /* Mirrors: a thread with its own catalog connection; it speaks to the
+     * loop only through the catalog (outbox rows and NOTIFY). */
+    {
+        const struct mirror_checker_settings mirror_settings = {
+            .conninfo = config->db_conninfo, .password = config->db_password,
+            .reconnect_max_seconds = config->db_reconnect_max_seconds,
+            .policy = (enum probe_policy)config->mirrors_verify,
+            .interval_seconds = config->mirrors_interval_seconds,
+            .failures_max = config->mirrors_failures_max,
+            .connect_timeout_seconds = config->mirrors_connect_timeout_seconds,
+            .low_speed_seconds = config->mirrors_low_speed_seconds,
+            .per_host = config->mirrors_per_host, .max_checks = config->mirrors_max_checks,
+            .store = indexer_store(d.indexer),
+        };
+
+        if (mirror_checker_start(&d.mirrors, &mirror_settings) != 0) {
+            log_error("daemon", "cannot start the mirror checker");
+            goto done;
+        }
+    }
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);
 
@@ -232,7 +254,9 @@ int daemon_run(const struct config *config)
     error = 0;
 
 done:
-    /* The transfers read from the indexer's store: they go first. */
+    /* The transfers and the mirror checker read from the indexer's store:
+     * they go first. */
+    mirror_checker_stop(d.mirrors);
     service_set_transfers(d.service, NULL);
     transfers_free(d.transfers);
     d.transfers = NULL;

@@ -8,6 +8,7 @@
  * another attempt may get over retry the row; the others park it.
  */
 #include "publisher_internal.h"
+#include "publisher_mirrors.h"
 #include "clock.h"
 #include "fr_error.h"
 #include "log.h"
@@ -526,8 +527,18 @@ int publisher_op_from_row(const struct catalog_outbox_row *row, void *data)
             publisher_op_done(p, op);
             return 0;
         }
+        struct publisher_mirrors mirrors;
+        struct pubsub_revision with_mirrors = rev;
+
         snprintf(sipub_id, sizeof(sipub_id), "rev-%" PRId64, row->revision_id);
-        if (!(op->entry = pubsub_revision_entry(ctx, &rev)))
+        /* Only copies the checker verified, on mirrors in good health. */
+        if (publisher_mirrors_parse(&mirrors, row->mirrors, row->path) != 0)
+            return FR_ENOMEM;
+        with_mirrors.mirrors = mirrors.items;
+        with_mirrors.mirrors_count = mirrors.count;
+        op->entry = pubsub_revision_entry(ctx, &with_mirrors);
+        publisher_mirrors_clear(&mirrors);
+        if (!op->entry)
             return FR_ENOMEM;
         if (action[8] == 'i')
             publisher_op_plan(op, STEP_PUBLISH, false);

@@ -363,6 +363,25 @@ static bool pubsub_add_sipub_mirror(xmpp_stanza_t *mirrors, const struct pubsub_
     return true;
 }
 
+/* A mirror that serves the file itself: XEP-0214's attributes. */
+static bool pubsub_add_mirror(xmpp_stanza_t *mirrors, const struct pubsub_mirror *m)
+{
+    xmpp_stanza_t *mirror = stanza_add_element(mirrors, "mirror", NULL);
+    const char *const attrs[][2] = {
+        { "type", m->type },      { "description", m->description }, { "user", m->user },
+        { "pass", m->pass },      { "address", m->address },         { "port", m->port },
+        { "ref", m->ref },
+    };
+
+    if (!mirror)
+        return false;
+    for (size_t i = 0; i < sizeof(attrs) / sizeof(*attrs); i++)
+        if (attrs[i][1] && *attrs[i][1] &&
+            xmpp_stanza_set_attribute(mirror, attrs[i][0], attrs[i][1]) != XMPP_EOK)
+            return false;
+    return true;
+}
+
 xmpp_stanza_t *pubsub_revision_entry(xmpp_ctx_t *ctx, const struct pubsub_revision *rev)
 {
     xmpp_stanza_t *entry = xmpp_stanza_new(ctx);
@@ -391,6 +410,9 @@ xmpp_stanza_t *pubsub_revision_entry(xmpp_ctx_t *ctx, const struct pubsub_revisi
     if (!(mirrors = stanza_add_element(entry, "mirrors", NULL)) ||
         (rev->sipub_from && !pubsub_add_sipub_mirror(mirrors, rev)))
         goto fail;
+    for (size_t i = 0; i < rev->mirrors_count; i++)
+        if (!pubsub_add_mirror(mirrors, &rev->mirrors[i]))
+            goto fail;
     /* XEP-0300, for clients that verify and request by hash. */
     if (!pubsub_add_hash(entry, "sha-256", rev->sha256_b64) ||
         !pubsub_add_hash(entry, "sha-512", rev->sha512_b64) ||

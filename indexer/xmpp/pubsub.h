@@ -97,6 +97,16 @@ xmpp_stanza_t *pubsub_affiliations_set_iq(xmpp_ctx_t *ctx, const char *to, const
                                           const struct pubsub_affiliation *affiliations,
                                           size_t count);
 
+/** A mirror of a revision (XEP-0214 "Mirror Settings"); NULL fields are left out. */
+struct pubsub_mirror {
+    const char *type;         /* http, https, ftp, sftp, smb */
+    const char *address;      /* host */
+    const char *port;         /* NULL: the protocol's default */
+    const char *ref;          /* the file's path on the server, without the leading '/' */
+    const char *description;  /* NULL or "": none */
+    const char *user, *pass;  /* only when the admin made them public */
+};
+
 /** A revision of a file, as published. */
 struct pubsub_revision {
     const char *name;         /* file name (the si file element's name) */
@@ -109,6 +119,8 @@ struct pubsub_revision {
     const char *sha256_b64, *sha1_b64, *sha512_b64; /* XEP-0300 values, NULL: none */
     const char *sipub_from;   /* the daemon's JID: the sipub mirror */
     const char *sipub_id;     /* the sipub id of this revision */
+    const struct pubsub_mirror *mirrors; /* verified mirrors, after the sipub one */
+    size_t mirrors_count;     /* how many */
 };
 
 /**

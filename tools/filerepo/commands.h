@@ -22,6 +22,16 @@ int cmd_acl(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_revision(struct catalog *catalog, int argc, char **argv, bool json);
 int cmd_republish(struct catalog *catalog, int argc, char **argv, bool json);
 
+/** `mirror add|list|check|disable|enable|remove` (tools/filerepo/mirror.c). */
+int cmd_mirror(struct catalog *catalog, int argc, char **argv, bool json);
+
+/** `metalink REPO/PATH`: a revision's Metalink 4 document. */
+int cmd_metalink(struct catalog *catalog, int argc, char **argv, bool json);
+
+/** The mirror verbs' options (NULL / false / 0: not given). */
+void mirror_set_options(const char *type, const char *description, const char *user,
+                        const char *password_file, bool public_credentials, int rev);
+
 /** `subscribe`: speaks XMPP as a user; the catalog is NULL. */
 int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json);
 

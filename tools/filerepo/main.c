@@ -39,6 +39,12 @@ static const struct {
       "who may do what (roles: owner, publisher, member)", false },
     { "revision", cmd_revision, "withdraw REPO/PATH N", "retract a published revision", false },
     { "republish", cmd_republish, "REPO", "publish a repository's nodes and items again", false },
+    { "mirror", cmd_mirror,
+      "add REPO URL | list [REPO] | check REPO [MIRROR] | disable|enable|remove REPO MIRROR",
+      "mirrors (MIRROR: its id or URL); add takes --type, --description, --user, "
+      "--password-file, --public-credentials", false },
+    { "metalink", cmd_metalink, "REPO/PATH [--rev N]",
+      "a revision's Metalink 4 (RFC 5854): size, hashes, verified mirror URLs", false },
     { "subscribe", cmd_subscribe, "SERVICE NODE",
       "follow a pubsub node as a user: one line per new item", true },
     { "migrate", cmd_migrate, "",
@@ -113,6 +119,12 @@ int main(int argc, char **argv)
         { "server", required_argument, NULL, 's' },
         { "page-size", required_argument, NULL, 'n' },
         { "count", required_argument, NULL, 'N' },
+        /* mirror and metalink */
+        { "type", required_argument, NULL, 'T' },
+        { "description", required_argument, NULL, 'D' },
+        { "user", required_argument, NULL, 'U' },
+        { "public-credentials", no_argument, NULL, 'P' },
+        { "rev", required_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 },
     };
     struct browse_options browse = { .page_size = 100 };
@@ -122,8 +134,9 @@ int main(int argc, char **argv)
     char *args[16];
     int nargs = 0, opt, status;
     size_t verb = 0;
-    bool json = false;
-    long count = 0;
+    bool json = false, public_credentials = false;
+    long count = 0, rev = 0;
+    const char *mirror_type = NULL, *mirror_description = NULL, *mirror_user = NULL;
 
     log_set_program("filerepo");
     if (!config_path || !*config_path)
@@ -172,6 +185,26 @@ int main(int argc, char **argv)
                 return EX_USAGE;
             }
             break;
+        case 'T':
+            mirror_type = optarg;
+            break;
+        case 'D':
+            mirror_description = optarg;
+            break;
+        case 'U':
+            mirror_user = optarg;
+            break;
+        case 'P':
+            public_credentials = true;
+            break;
+        case 'r':
+            errno = 0;
+            rev = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || rev < 1 || rev > 2147483647) {
+                fprintf(stderr, "filerepo: --rev wants a revision number (1, 2, ...)\n");
+                return EX_USAGE;
+            }
+            break;
         case 'V':
             printf("filerepo %s\n", FILEREPO_VERSION);
             return 0;
@@ -203,6 +236,8 @@ int main(int argc, char **argv)
         return status;
     }
     subscribe_set_options(browse.account, browse.password_file, browse.server, count);
+    mirror_set_options(mirror_type, mirror_description, mirror_user, browse.password_file,
+                       public_credentials, (int)rev);
     if (!verbs[verb].no_catalog) {
         status = open_catalog(&catalog, config_path);
         if (status != 0)
