@@ -183,6 +183,14 @@ static size_t probe_read_upload(char *buf, size_t size, size_t n, void *userdata
     return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
 }
 
+/* Authentication may make curl send the body again (a 401 first). */
+static int probe_seek_upload(void *userdata, curl_off_t offset, int origin)
+{
+    struct probe *p = userdata;
+
+    return lseek(p->fd, (off_t)offset, origin) < 0 ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
+}
+
 /* ------------------------------------------------------------ stages */
 
 /* The settings every stage's transfer has. */
@@ -313,6 +321,8 @@ static void probe_start_put(struct probe *p)
     curl_easy_setopt(p->easy, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(p->easy, CURLOPT_READFUNCTION, probe_read_upload);
     curl_easy_setopt(p->easy, CURLOPT_READDATA, p);
+    curl_easy_setopt(p->easy, CURLOPT_SEEKFUNCTION, probe_seek_upload);
+    curl_easy_setopt(p->easy, CURLOPT_SEEKDATA, p);
     curl_easy_setopt(p->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)p->size);
 }
 
