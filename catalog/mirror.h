@@ -149,9 +149,11 @@ int catalog_mirror_listen(struct catalog *catalog);
  * round is due (its next round is then set `interval_seconds` ahead) its
  * copies not verified, its verified copies of revisions no longer current,
  * and one verified copy picked at random (the probe).  Calls fn for up to
- * `limit` of them; strings are borrowed for the call.  Returns 0 or FR_E*.
+ * `limit` of them; strings are borrowed for the call.  Rows for new pairs
+ * are made only with `new_pairs` (it reads every live file: the caller asks
+ * when it was told of new revisions or mirrors).  Returns 0 or FR_E*.
  */
-int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit,
+int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit, bool new_pairs,
                        int (*fn)(const struct catalog_mirror_check *check, void *data),
                        void *data);
 
@@ -173,6 +175,7 @@ struct catalog_mirror_change {
     char url[2100];                /* the mirror's URL */
     int failures;                  /* consecutive failures after */
     int64_t republished;           /* publish_item rows queued */
+    char reason[600];              /* why the state changed ("" when it did not) */
 };
 
 /**

@@ -20,7 +20,7 @@ int catalog_mirror_listen(struct catalog *catalog)
     return error ? error : catalog_command(catalog, "LISTEN " CATALOG_OUTBOX_CHANNEL);
 }
 
-int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit,
+int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit, bool new_pairs,
                        int (*fn)(const struct catalog_mirror_check *check, void *data),
                        void *data)
 {
@@ -32,7 +32,7 @@ int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit,
     snprintf(interval, sizeof(interval), "%d", interval_seconds);
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
     /* A row per new (mirror, current revision) pair: its first check. */
-    res = catalog_exec(catalog,
+    res = !new_pairs ? NULL : catalog_exec(catalog,
         "INSERT INTO mirror_copy (mirror_id, revision_id)"
         " SELECT m.id, e.current_revision_id FROM mirror m"
         " JOIN entry e ON e.repository_id = m.repository_id AND e.kind = 'file'"
@@ -43,7 +43,7 @@ int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit,
         "     AND c.revision_id = e.current_revision_id)"
         " ON CONFLICT DO NOTHING",
         PGRES_COMMAND_OK);
-    if (!res)
+    if (new_pairs && !res)
         return catalog_failure_code(catalog, FR_ERROR);
     PQclear(res);
     res = catalog_query(catalog,
@@ -164,6 +164,8 @@ int catalog_mirror_record(struct catalog *catalog, const struct catalog_mirror_r
                                                                   : "first check passed";
     }
     snprintf(change->new_state, sizeof(change->new_state), "%s", new_state);
+    if (state_reason)
+        snprintf(change->reason, sizeof(change->reason), "%s", state_reason);
     change->failures = failures;
     copy_after = result->transient ? copy_before : strcmp(result->state, "verified") == 0;
     advertised_before = copy_before && strcmp(change->old_state, "ok") == 0;

@@ -26,8 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How often the catalog is asked for rounds that came due, at most. */
+/* How often the catalog is asked for rounds that came due: at least every
+ * CHECKER_LOOK_MAX_MS, at most every CHECKER_LOOK_MIN_MS. */
 #define CHECKER_LOOK_MAX_MS 30000u
+#define CHECKER_LOOK_MIN_MS 500u
 
 struct mirror_checker {
     struct mirror_checker_settings settings; /* strings owned */
@@ -40,6 +42,7 @@ struct mirror_checker {
     size_t probes_count;           /* how many */
     bool dirty;                    /* notified: look for work now */
     uint64_t next_look_ms;         /* when to look for due rounds */
+    uint64_t last_look_ms;         /* when the last look was */
     struct backoff backoff;        /* catalog reconnects */
     uint64_t reconnect_at_ms;      /* when to try the catalog again (0: now) */
 };
@@ -75,12 +78,10 @@ static void checker_record(struct mirror_checker *c, struct probe *p)
         log_info("mirrors", "%s: %s%s: %s", probe_url(p), result.transient ? "failed" : result.state,
                  result.probe ? " (health probe)" : "", result.reason ? result.reason : "");
     if (*change.new_state && strcmp(change.old_state, change.new_state) != 0)
-        log_info("mirrors", "mirror %s: state %s -> %s after %d failure%s in a row%s%s "
-                 "(%" PRId64 " item%s to republish)",
-                 change.url, change.old_state, change.new_state, change.failures,
-                 change.failures == 1 ? "" : "s", result.reason ? ": " : "",
-                 strcmp(change.new_state, "ok") == 0 ? "" : (result.reason ? result.reason : ""),
-                 change.republished, change.republished == 1 ? "" : "s");
+        log_info("mirrors", "mirror %s: state %s -> %s: %s (failures in a row: %d; "
+                 "items to republish: %" PRId64 ")",
+                 change.url, change.old_state, change.new_state, change.reason, change.failures,
+                 change.republished);
 }
 
 static int checker_start_one(const struct catalog_mirror_check *check, void *data)
@@ -174,17 +175,26 @@ static void *checker_main(void *data)
         int running;
 
         if (checker_catalog_up(c, now)) {
-            if ((c->dirty || now >= c->next_look_ms) &&
+            /* Notifications come in bursts while a tree is indexed: one look
+             * per CHECKER_LOOK_MIN_MS at most. */
+            if (((c->dirty && now >= c->last_look_ms + CHECKER_LOOK_MIN_MS) ||
+                 now >= c->next_look_ms) &&
                 c->probes_count < (size_t)c->settings.max_checks) {
-                c->dirty = false;
+                c->last_look_ms = now;
                 c->next_look_ms = now + ((unsigned)c->settings.interval_seconds * 1000u <
                                                  CHECKER_LOOK_MAX_MS
                                              ? (unsigned)c->settings.interval_seconds * 1000u
                                              : CHECKER_LOOK_MAX_MS);
+                bool new_pairs = c->dirty;
+
+                c->dirty = false;
+
                 if (catalog_mirror_due(c->catalog, c->settings.interval_seconds,
-                                       c->settings.max_checks - (int)c->probes_count,
-                                       checker_start_one, c) != 0)
+                                       c->settings.max_checks - (int)c->probes_count, new_pairs,
+                                       checker_start_one, c) != 0) {
                     log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
+                    c->dirty = new_pairs; /* looked for nothing: again */
+                }
             }
             if (catalog_is_connected(c->catalog)) {
                 extra.fd = catalog_socket(c->catalog);
@@ -193,6 +203,9 @@ static void *checker_main(void *data)
             }
             if (c->next_look_ms > now && c->next_look_ms - now < (uint64_t)timeout_ms)
                 timeout_ms = (long)(c->next_look_ms - now);
+            if (c->dirty && c->last_look_ms + CHECKER_LOOK_MIN_MS > now &&
+                c->last_look_ms + CHECKER_LOOK_MIN_MS - now < (uint64_t)timeout_ms)
+                timeout_ms = (long)(c->last_look_ms + CHECKER_LOOK_MIN_MS - now);
         }
         curl_multi_perform(c->multi, &running);
         checker_take_done(c);

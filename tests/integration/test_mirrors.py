@@ -165,6 +165,8 @@ def cli_validation(env):
             check(psql(env, daemon.db, f"SELECT count(*) FROM mirror WHERE password_file = '{pw}'")
                   == ["1"], "the catalog keeps the file's name, not the secret")
             mid = str(rows[0]["id"])
+            rc, out, _ = cli(daemon, "mirror", "check", repo)
+            check(rc == 0 and "1 mirror to be checked now" in out, f"check: {out}")
             rc, out, _ = cli(daemon, "mirror", "disable", repo, mid)
             check(rc == 0 and mirror_list(daemon)[0]["state"] == "disabled", f"disable: {out}")
             rc, out, _ = cli(daemon, "mirror", "enable", repo, "https://m.example.org/pub/")
