@@ -176,6 +176,8 @@ struct catalog_mirror_change {
     int failures;                  /* consecutive failures after */
     int64_t republished;           /* publish_item rows queued */
     char reason[600];              /* why the state changed ("" when it did not) */
+    char copy_before[16];          /* the copy's state before ("" when unknown) */
+    char copy_after[16];           /* and after */
 };
 
 /**

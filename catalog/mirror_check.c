@@ -134,7 +134,8 @@ int catalog_mirror_record(struct catalog *catalog, const struct catalog_mirror_r
     if ((error = catalog_command(catalog, "BEGIN")) != 0)
         return error;
     if ((error = mirror_step(catalog,
-            "SELECT m.state, m.consecutive_failures, m.url, coalesce(c.state = 'verified', false)"
+            "SELECT m.state, m.consecutive_failures, m.url, coalesce(c.state = 'verified', false),"
+            " coalesce(c.state, '')"
             " FROM mirror m LEFT JOIN mirror_copy c ON c.mirror_id = m.id"
             "   AND c.revision_id = $2::bigint"
             " WHERE m.id = $1::bigint FOR UPDATE OF m",
@@ -150,6 +151,7 @@ int catalog_mirror_record(struct catalog *catalog, const struct catalog_mirror_r
     snprintf(change->url, sizeof(change->url), "%s", PQgetvalue(res, 0, 2));
     failures = atoi(PQgetvalue(res, 0, 1));
     copy_before = PQgetvalue(res, 0, 3)[0] == 't';
+    snprintf(change->copy_before, sizeof(change->copy_before), "%s", PQgetvalue(res, 0, 4));
     PQclear(res);
 
     failure = result->transient || (result->probe && strcmp(result->state, "verified") != 0);
@@ -168,6 +170,10 @@ int catalog_mirror_record(struct catalog *catalog, const struct catalog_mirror_r
         snprintf(change->reason, sizeof(change->reason), "%s", state_reason);
     change->failures = failures;
     copy_after = result->transient ? copy_before : strcmp(result->state, "verified") == 0;
+    snprintf(change->copy_after, sizeof(change->copy_after), "%s",
+             !result->transient ? result->state
+             : copy_before       ? "verified"
+                                 : "error");
     advertised_before = copy_before && strcmp(change->old_state, "ok") == 0;
     advertised_after = copy_after && strcmp(new_state, "ok") == 0;
 

@@ -172,23 +172,9 @@ int daemon_run(const struct config *config)
     service_set_transfers(d.service, d.transfers);
     /* Mirrors: a thread with its own catalog connection; it speaks to the
      * loop only through the catalog (outbox rows and NOTIFY). */
-    {
-        const struct mirror_checker_settings mirror_settings = {
-            .conninfo = config->db_conninfo, .password = config->db_password,
-            .reconnect_max_seconds = config->db_reconnect_max_seconds,
-            .policy = (enum probe_policy)config->mirrors_verify,
-            .interval_seconds = config->mirrors_interval_seconds,
-            .failures_max = config->mirrors_failures_max,
-            .connect_timeout_seconds = config->mirrors_connect_timeout_seconds,
-            .low_speed_seconds = config->mirrors_low_speed_seconds,
-            .per_host = config->mirrors_per_host, .max_checks = config->mirrors_max_checks,
-            .store = indexer_store(d.indexer),
-        };
-
-        if (mirror_checker_start(&d.mirrors, &mirror_settings) != 0) {
-            log_error("daemon", "cannot start the mirror checker");
-            goto done;
-        }
+    if (mirror_checker_start_config(&d.mirrors, config, indexer_store(d.indexer)) != 0) {
+        log_error("daemon", "cannot start the mirror checker");
+        goto done;
     }
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);

@@ -14,6 +14,7 @@
 #include "backoff.h"
 #include "catalog.h"
 #include "clock.h"
+#include "config.h"
 #include "fr_error.h"
 #include "log.h"
 #include "mirror.h"
@@ -72,8 +73,13 @@ static void checker_record(struct mirror_checker *c, struct probe *p)
                  catalog_last_error(c->catalog));
         return;
     }
-    if (strcmp(result.state, "verified") == 0)
-        log_debug("mirrors", "%s: verified", probe_url(p));
+    /* A copy is logged when its state changes or the mirror failed; the
+     * same finding again at the next round only at debug. */
+    if (strcmp(change.copy_before, change.copy_after) == 0 && !result.transient &&
+        !(result.probe && strcmp(result.state, "verified") != 0))
+        log_debug("mirrors", "%s: %s again", probe_url(p), result.state);
+    else if (strcmp(result.state, "verified") == 0)
+        log_info("mirrors", "%s: verified", probe_url(p));
     else
         log_info("mirrors", "%s: %s%s: %s", probe_url(p), result.transient ? "failed" : result.state,
                  result.probe ? " (health probe)" : "", result.reason ? result.reason : "");
@@ -148,11 +154,27 @@ static void checker_take_done(struct mirror_checker *c)
 
 static bool checker_catalog_up(struct mirror_checker *c, uint64_t now)
 {
+    int version = 0;
+
     if (catalog_is_connected(c->catalog))
         return true;
     if (now < c->reconnect_at_ms)
         return false;
-    if (catalog_connect(c->catalog) != 0 || catalog_mirror_listen(c->catalog) != 0) {
+    if (catalog_connect(c->catalog) != 0) {
+        log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
+        c->reconnect_at_ms = now + backoff_next(&c->backoff);
+        return false;
+    }
+    /* The daemon's loop applies the migrations; until it has, the tables
+     * this thread reads may not be there yet. */
+    if (catalog_schema_version(c->catalog, &version) != 0 ||
+        version < catalog_schema_version_known()) {
+        log_debug("mirrors", "waiting for the catalog's schema (version %d)", version);
+        catalog_disconnect(c->catalog);
+        c->reconnect_at_ms = now + backoff_next(&c->backoff);
+        return false;
+    }
+    if (catalog_mirror_listen(c->catalog) != 0) {
         log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
         catalog_disconnect(c->catalog);
         c->reconnect_at_ms = now + backoff_next(&c->backoff);
@@ -290,4 +312,24 @@ void mirror_checker_stop(struct mirror_checker *c)
     curl_multi_wakeup(c->multi);
     pthread_join(c->thread, NULL);
     checker_free(c);
+}
+
+int mirror_checker_start_config(struct mirror_checker **out, const struct config *config,
+                                struct store *store)
+{
+    const struct mirror_checker_settings settings = {
+        .conninfo = config->db_conninfo,
+        .password = config->db_password,
+        .reconnect_max_seconds = config->db_reconnect_max_seconds,
+        .policy = (enum probe_policy)config->mirrors_verify,
+        .interval_seconds = config->mirrors_interval_seconds,
+        .failures_max = config->mirrors_failures_max,
+        .connect_timeout_seconds = config->mirrors_connect_timeout_seconds,
+        .low_speed_seconds = config->mirrors_low_speed_seconds,
+        .per_host = config->mirrors_per_host,
+        .max_checks = config->mirrors_max_checks,
+        .store = store,
+    };
+
+    return mirror_checker_start(out, &settings);
 }

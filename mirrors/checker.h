@@ -37,6 +37,15 @@ struct mirror_checker;
 int mirror_checker_start(struct mirror_checker **out,
                          const struct mirror_checker_settings *settings);
 
+struct config;
+
+/**
+ * As mirror_checker_start, with the settings of filerepod's configuration
+ * (database.*, mirrors.*) and its content store (borrowed).
+ */
+int mirror_checker_start_config(struct mirror_checker **out, const struct config *config,
+                                struct store *store);
+
 /**
  * Stops the thread (checks under way are abandoned, nothing half-recorded)
  * and frees the checker; NULL is fine.  Returns promptly: no transfer or

@@ -103,6 +103,16 @@ def wait_notice(sub, node, want, timeout=60):
     return next(item_mirrors(it) for n, _, it in notified_items(msg) if n == node)
 
 
+def drain(sub):
+    """Drops the notifications received so far, so the next wait sees only
+    what comes after."""
+    while True:
+        try:
+            sub.wait_message(lambda m: True, 0)
+        except Exception:
+            return
+
+
 def items_of(c, service, node):
     reply = c.iq(f"<iq type='get' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
                  f"<items node='{node}'/></pubsub></iq>")
@@ -266,6 +276,7 @@ def http_and_ftp(env, mroot):
             print("ok   an ftp mirror: SIZE and download, advertised once verified")
 
             # The http mirror goes down: failing after 2 failures, withdrawn.
+            drain(alice)
             mirrors("stop", mroot, "http")
             got = wait_notice(alice, f"{repo}/rel/good.txt",
                               lambda ms: http_mirror not in ms and ftp_mirror in ms)
@@ -278,6 +289,7 @@ def http_and_ftp(env, mroot):
             print("ok   a mirror that goes down is failing after N failures and withdrawn: "
                   + row["state_reason"])
 
+            drain(alice)
             mirrors("start", mroot, "http")
             got = wait_notice(alice, f"{repo}/rel/good.txt",
                               lambda ms: http_mirror in ms and ftp_mirror in ms)
@@ -287,6 +299,7 @@ def http_and_ftp(env, mroot):
             print("ok   and restored when it answers again")
 
             # Disabled: withdrawn at once.
+            drain(alice)
             rc, _, err = cli(daemon, "mirror", "disable", repo, str(hid))
             check(rc == 0, f"disable: {err}")
             wait_notice(alice, f"{repo}/rel/good.txt",
