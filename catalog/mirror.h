@@ -140,6 +140,13 @@ struct catalog_mirror_check {
     bool verified;                 /* the copy was verified before this check */
 };
 
+/**
+ * Tries to become the one mirror checker of this catalog (several filerepod
+ * may share it): a session advisory lock, held until the connection ends.
+ * *held tells whether it was obtained.  Returns 0 or FR_E*.
+ */
+int catalog_mirror_checker_lock(struct catalog *catalog, bool *held);
+
 /** Starts listening for CATALOG_MIRROR_CHANNEL and the outbox channel. */
 int catalog_mirror_listen(struct catalog *catalog);
 

@@ -20,6 +20,22 @@ int catalog_mirror_listen(struct catalog *catalog)
     return error ? error : catalog_command(catalog, "LISTEN " CATALOG_OUTBOX_CHANNEL);
 }
 
+/* Two 32-bit keys: a space apart from the migrations' single 64-bit key. */
+#define MIRROR_CHECKER_LOCK "1718775143, 6"
+
+int catalog_mirror_checker_lock(struct catalog *catalog, bool *held)
+{
+    PGresult *res = catalog_exec(catalog, "SELECT pg_try_advisory_lock(" MIRROR_CHECKER_LOCK ")",
+                                 PGRES_TUPLES_OK);
+
+    *held = false;
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    *held = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return 0;
+}
+
 int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit, bool new_pairs,
                        int (*fn)(const struct catalog_mirror_check *check, void *data),
                        void *data)

@@ -31,6 +31,8 @@
  * CHECKER_LOOK_MAX_MS, at most every CHECKER_LOOK_MIN_MS. */
 #define CHECKER_LOOK_MAX_MS 30000u
 #define CHECKER_LOOK_MIN_MS 500u
+/* How often a checker standing by tries to take over. */
+#define CHECKER_STANDBY_MS 30000u
 
 struct mirror_checker {
     struct mirror_checker_settings settings; /* strings owned */
@@ -46,6 +48,7 @@ struct mirror_checker {
     uint64_t last_look_ms;         /* when the last look was */
     struct backoff backoff;        /* catalog reconnects */
     uint64_t reconnect_at_ms;      /* when to try the catalog again (0: now) */
+    bool standby;                  /* another filerepod holds the checker's lock */
 };
 
 static bool checker_running(const struct mirror_checker *c, int64_t mirror_id,
@@ -155,6 +158,7 @@ static void checker_take_done(struct mirror_checker *c)
 static bool checker_catalog_up(struct mirror_checker *c, uint64_t now)
 {
     int version = 0;
+    bool held = false;
 
     if (catalog_is_connected(c->catalog))
         return true;
@@ -174,13 +178,24 @@ static bool checker_catalog_up(struct mirror_checker *c, uint64_t now)
         c->reconnect_at_ms = now + backoff_next(&c->backoff);
         return false;
     }
-    if (catalog_mirror_listen(c->catalog) != 0) {
+    if (catalog_mirror_checker_lock(c->catalog, &held) == 0 && !held) {
+        if (!c->standby)
+            log_info("mirrors", "another filerepod checks this catalog's mirrors; standing by");
+        c->standby = true;
+        catalog_disconnect(c->catalog);
+        c->reconnect_at_ms = now + CHECKER_STANDBY_MS;
+        return false;
+    }
+    if (!held || catalog_mirror_listen(c->catalog) != 0) {
         log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
         catalog_disconnect(c->catalog);
         c->reconnect_at_ms = now + backoff_next(&c->backoff);
         return false;
     }
     backoff_reset(&c->backoff);
+    if (c->standby)
+        log_info("mirrors", "checking this catalog's mirrors now");
+    c->standby = false;
     c->dirty = true;
     return true;
 }
