@@ -402,8 +402,15 @@ static void probe_start_proppatch(struct probe *p)
 static bool probe_failed(struct probe *p, CURLcode code, long status, const char *what)
 {
     if (code == CURLE_OK) {
-        if (!p->http || status < 400)
+        if (!p->http || status < 300)
             return false;
+        if (status < 400) {
+            /* What is advertised is what was checked: redirects are not
+             * followed, the admin gives the URL that serves the files. */
+            probe_finish(p, "error", false, "%s: HTTP %ld (a redirect: give the mirror's final URL)",
+                         what, status);
+            return true;
+        }
         if (status == 404 || status == 410)
             probe_finish(p, "missing", false, "%s: HTTP %ld (not on the mirror)", what, status);
         else
