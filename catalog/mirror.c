@@ -219,10 +219,10 @@ int catalog_mirror_apply(struct catalog *catalog, const char *repo, const char *
     *count = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     if (action == CATALOG_MIRROR_CHECK) {
-        /* Now means every copy, not only the ones whose turn it is. */
+        /* Now means every copy, verified ones too, not only the round's. */
         res = catalog_query(catalog,
             "UPDATE mirror_copy c SET checked_at = NULL FROM mirror m"
-            " WHERE c.mirror_id = m.id AND c.state <> 'verified' AND " MIRROR_NAMED,
+            " WHERE c.mirror_id = m.id AND " MIRROR_NAMED,
             2, params, PGRES_COMMAND_OK);
         if (!res) {
             error = catalog_failure_code(catalog, FR_ERROR);

@@ -136,7 +136,8 @@ struct catalog_mirror_check {
     const char *sha256_hex;        /* its digest */
     bool whitelist;                /* the repository is restricted */
     const char *jids;              /* whitelist: its acl JIDs, one a line, "" for none */
-    bool probe;                    /* the health probe: a copy verified before */
+    bool probe;                    /* a verified copy of a current revision: the
+                                      mirror's health is at stake */
     bool verified;                 /* the copy was verified before this check */
 };
 
@@ -150,19 +151,28 @@ int catalog_mirror_checker_lock(struct catalog *catalog, bool *held);
 /** Starts listening for CATALOG_MIRROR_CHANNEL and the outbox channel. */
 int catalog_mirror_listen(struct catalog *catalog);
 
+/** The (mirror, revision) pairs under way, left out of catalog_mirror_due(). */
+struct catalog_mirror_busy {
+    const int64_t *mirror_ids;     /* count of them */
+    const int64_t *revision_ids;   /* count of them, pairwise with mirror_ids */
+    size_t count;                  /* how many */
+};
+
 /**
- * Finds the checks due: copies of current revisions never checked (rows are
- * made for new (mirror, revision) pairs), and for each enabled mirror whose
- * round is due (its next round is then set `interval_seconds` ahead) its
- * copies not verified, its verified copies of revisions no longer current,
- * and one verified copy picked at random (the probe).  Calls fn for up to
- * `limit` of them; strings are borrowed for the call.  Rows for new pairs
- * are made only with `new_pairs` (it reads every live file: the caller asks
- * when it was told of new revisions or mirrors).  Returns 0 or FR_E*.
+ * Finds the checks due.  A copy is due while its checked_at is NULL: new
+ * (mirror, current revision) pairs get such a row (only with `new_pairs`:
+ * it reads every live file, so the caller asks when told of new revisions
+ * or mirrors); each enabled mirror whose round has come (its next round is
+ * then set `interval_seconds` ahead) has its copies not verified, its
+ * verified copies of revisions no longer current, and one verified copy
+ * picked at random made due.  Calls fn for up to `limit` due copies, not
+ * those in `busy`, checks of verified copies first; *rows gets how many.
+ * Strings are borrowed for the call.  Returns 0 or FR_E*.
  */
 int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit, bool new_pairs,
+                       const struct catalog_mirror_busy *busy,
                        int (*fn)(const struct catalog_mirror_check *check, void *data),
-                       void *data);
+                       void *data, int *rows);
 
 /** What one check found. */
 struct catalog_mirror_result {

@@ -36,64 +36,97 @@ int catalog_mirror_checker_lock(struct catalog *catalog, bool *held)
     return 0;
 }
 
+/* "{1,2,3}" for a bigint[] parameter; NULL when out of memory. */
+static char *mirror_id_array(const int64_t *ids, size_t count)
+{
+    char *text = malloc(count * 24 + 3);
+    size_t len = 0;
+
+    if (!text)
+        return NULL;
+    text[len++] = '{';
+    for (size_t i = 0; i < count; i++)
+        len += (size_t)sprintf(text + len, "%s%" PRId64, i ? "," : "", ids[i]);
+    text[len++] = '}';
+    text[len] = '\0';
+    return text;
+}
+
 int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit, bool new_pairs,
+                       const struct catalog_mirror_busy *busy,
                        int (*fn)(const struct catalog_mirror_check *check, void *data),
-                       void *data)
+                       void *data, int *rows)
 {
     char interval[16], limit_text[16];
-    const char *params[] = { interval, limit_text };
-    PGresult *res;
+    char *busy_mirrors = mirror_id_array(busy->mirror_ids, busy->count);
+    char *busy_revisions = mirror_id_array(busy->revision_ids, busy->count);
+    const char *params[] = { interval, limit_text, busy_mirrors, busy_revisions };
+    PGresult *res = NULL;
     int rc = 0;
 
+    *rows = 0;
+    if (!busy_mirrors || !busy_revisions) {
+        catalog_set_error(catalog, "out of memory");
+        rc = FR_ENOMEM;
+        goto done;
+    }
     snprintf(interval, sizeof(interval), "%d", interval_seconds);
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
     /* A row per new (mirror, current revision) pair: its first check. */
-    res = !new_pairs ? NULL : catalog_exec(catalog,
-        "INSERT INTO mirror_copy (mirror_id, revision_id)"
-        " SELECT m.id, e.current_revision_id FROM mirror m"
-        " JOIN entry e ON e.repository_id = m.repository_id AND e.kind = 'file'"
-        "   AND e.deleted_at IS NULL AND e.current_revision_id IS NOT NULL"
-        " JOIN revision v ON v.id = e.current_revision_id AND v.withdrawn_at IS NULL"
-        " WHERE m.state <> 'disabled'"
-        "   AND NOT EXISTS (SELECT 1 FROM mirror_copy c WHERE c.mirror_id = m.id"
-        "     AND c.revision_id = e.current_revision_id)"
-        " ON CONFLICT DO NOTHING",
-        PGRES_COMMAND_OK);
-    if (new_pairs && !res)
-        return catalog_failure_code(catalog, FR_ERROR);
-    PQclear(res);
+    if (new_pairs) {
+        res = catalog_exec(catalog,
+            "INSERT INTO mirror_copy (mirror_id, revision_id)"
+            " SELECT m.id, e.current_revision_id FROM mirror m"
+            " JOIN entry e ON e.repository_id = m.repository_id AND e.kind = 'file'"
+            "   AND e.deleted_at IS NULL AND e.current_revision_id IS NOT NULL"
+            " JOIN revision v ON v.id = e.current_revision_id AND v.withdrawn_at IS NULL"
+            " WHERE m.state <> 'disabled'"
+            "   AND NOT EXISTS (SELECT 1 FROM mirror_copy c WHERE c.mirror_id = m.id"
+            "     AND c.revision_id = e.current_revision_id)"
+            " ON CONFLICT DO NOTHING",
+            PGRES_COMMAND_OK);
+        if (!res)
+            goto fail;
+        PQclear(res);
+    }
+    /* The mirrors whose round has come: what their round checks is made due. */
     res = catalog_query(catalog,
         "WITH due AS (UPDATE mirror SET next_check_at = now() + $1::int * interval '1 second'"
         "   WHERE state <> 'disabled' AND (next_check_at IS NULL OR next_check_at <= now())"
         "   RETURNING id),"
-        " work AS ("
-        "  SELECT c.mirror_id, c.revision_id, false AS probe, c.state = 'verified' AS verified"
-        "  FROM mirror_copy c JOIN mirror m ON m.id = c.mirror_id AND m.state <> 'disabled'"
-        "  JOIN revision v ON v.id = c.revision_id AND v.withdrawn_at IS NULL"
-        "  JOIN entry e ON e.id = v.entry_id AND e.deleted_at IS NULL"
-        "  WHERE (c.checked_at IS NULL AND c.state <> 'verified' AND e.current_revision_id = v.id)"
-        "     OR (c.mirror_id IN (SELECT id FROM due)"
-        "         AND ((c.state <> 'verified' AND e.current_revision_id = v.id)"
-        "              OR (c.state = 'verified' AND e.current_revision_id <> v.id)))"
-        "  UNION ALL"
-        "  SELECT * FROM (SELECT DISTINCT ON (c.mirror_id) c.mirror_id, c.revision_id, true, true"
-        "    FROM mirror_copy c JOIN revision v ON v.id = c.revision_id"
-        "    JOIN entry e ON e.current_revision_id = v.id AND e.deleted_at IS NULL"
-        "    WHERE c.state = 'verified' AND c.mirror_id IN (SELECT id FROM due)"
-        "    ORDER BY c.mirror_id, random()) p"
-        "  LIMIT $2::int)"
-        " SELECT w.mirror_id, w.revision_id, m.type, m.url, m.username, m.password_file,"
+        " probe AS (SELECT DISTINCT ON (c.mirror_id) c.mirror_id, c.revision_id"
+        "   FROM mirror_copy c JOIN revision v ON v.id = c.revision_id"
+        "   JOIN entry e ON e.current_revision_id = v.id AND e.deleted_at IS NULL"
+        "   WHERE c.state = 'verified' AND c.mirror_id IN (SELECT id FROM due)"
+        "   ORDER BY c.mirror_id, random())"
+        " UPDATE mirror_copy c SET checked_at = NULL FROM revision v, entry e"
+        " WHERE v.id = c.revision_id AND e.id = v.entry_id AND c.mirror_id IN (SELECT id FROM due)"
+        "   AND ((c.state <> 'verified' AND e.current_revision_id = v.id)"
+        "        OR (c.state = 'verified' AND e.current_revision_id IS DISTINCT FROM v.id)"
+        "        OR (c.mirror_id, c.revision_id) IN (SELECT mirror_id, revision_id FROM probe))",
+        1, params, PGRES_COMMAND_OK);
+    if (!res)
+        goto fail;
+    PQclear(res);
+    res = catalog_query(catalog,
+        "SELECT c.mirror_id, c.revision_id, m.type, m.url, m.username, m.password_file,"
         "  e.path, v.size, encode(v.sha256, 'hex'), r.access = 'whitelist',"
         "  coalesce((SELECT string_agg(DISTINCT a.jid, E'\\n') FROM acl a"
         "    WHERE a.repository_id = r.id), ''),"
-        "  w.probe, w.verified"
-        " FROM work w JOIN mirror m ON m.id = w.mirror_id"
+        "  c.state = 'verified' AND e.current_revision_id = v.id, c.state = 'verified'"
+        " FROM mirror_copy c JOIN mirror m ON m.id = c.mirror_id AND m.state <> 'disabled'"
         " JOIN repository r ON r.id = m.repository_id"
-        " JOIN revision v ON v.id = w.revision_id JOIN entry e ON e.id = v.entry_id"
-        " ORDER BY w.probe DESC, w.mirror_id, w.revision_id",
-        2, params, PGRES_TUPLES_OK);
+        " JOIN revision v ON v.id = c.revision_id AND v.withdrawn_at IS NULL"
+        " JOIN entry e ON e.id = v.entry_id AND e.deleted_at IS NULL"
+        " WHERE c.checked_at IS NULL"
+        "   AND (e.current_revision_id = v.id OR c.state = 'verified')"
+        "   AND (c.mirror_id, c.revision_id) NOT IN"
+        "     (SELECT * FROM unnest($2::bigint[], $3::bigint[]))"
+        " ORDER BY c.state = 'verified' DESC, c.mirror_id, c.revision_id LIMIT $1::int",
+        3, params + 1, PGRES_TUPLES_OK);
     if (!res)
-        return catalog_failure_code(catalog, FR_ERROR);
+        goto fail;
+    *rows = PQntuples(res);
     for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
         const struct catalog_mirror_check check = {
             .mirror_id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
@@ -113,6 +146,12 @@ int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit,
         rc = fn(&check, data);
     }
     PQclear(res);
+    goto done;
+fail:
+    rc = catalog_failure_code(catalog, FR_ERROR);
+done:
+    free(busy_mirrors);
+    free(busy_revisions);
     return rc;
 }
 

@@ -44,6 +44,9 @@ struct mirror_checker {
     struct probe **probes;         /* under way, max_checks of room */
     size_t probes_count;           /* how many */
     bool dirty;                    /* notified: look for work now */
+    bool more;                     /* the last look filled every slot: look again */
+    int64_t *busy_mirrors;         /* max_checks: the pairs under way, for the look */
+    int64_t *busy_revisions;       /* pairwise with busy_mirrors */
     uint64_t next_look_ms;         /* when to look for due rounds */
     uint64_t last_look_ms;         /* when the last look was */
     struct backoff backoff;        /* catalog reconnects */
@@ -101,7 +104,7 @@ static int checker_start_one(const struct catalog_mirror_check *check, void *dat
 
     if ((size_t)c->settings.max_checks <= c->probes_count ||
         checker_running(c, check->mirror_id, check->revision_id))
-        return 0;
+        return 0; /* the catalog leaves busy pairs out; this is a second guard */
     if (probe_new(&p, check, &c->probe_settings) != 0)
         return FR_ENOMEM;
     easy = probe_easy(p);
@@ -200,6 +203,37 @@ static bool checker_catalog_up(struct mirror_checker *c, uint64_t now)
     return true;
 }
 
+/* Starts the checks that are due, as many as there are free slots. */
+static void checker_look(struct mirror_checker *c, uint64_t now)
+{
+    const struct catalog_mirror_busy busy = { c->busy_mirrors, c->busy_revisions,
+                                              c->probes_count };
+    int free_slots = c->settings.max_checks - (int)c->probes_count, rows = 0;
+    bool new_pairs = c->dirty;
+
+    c->next_look_ms = now + ((unsigned)c->settings.interval_seconds * 1000u < CHECKER_LOOK_MAX_MS
+                                 ? (unsigned)c->settings.interval_seconds * 1000u
+                                 : CHECKER_LOOK_MAX_MS);
+    if (free_slots <= 0) {
+        c->more = true;
+        return;
+    }
+    c->last_look_ms = now;
+    c->dirty = c->more = false;
+    for (size_t i = 0; i < c->probes_count; i++) {
+        c->busy_mirrors[i] = probe_mirror_id(c->probes[i]);
+        c->busy_revisions[i] = probe_revision_id(c->probes[i]);
+    }
+    if (catalog_mirror_due(c->catalog, c->settings.interval_seconds, free_slots, new_pairs,
+                           &busy, checker_start_one, c, &rows) != 0) {
+        log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
+        c->dirty = new_pairs; /* looked for nothing: again */
+        return;
+    }
+    /* Every slot filled: there may be more waiting. */
+    c->more = rows >= free_slots;
+}
+
 static void *checker_main(void *data)
 {
     struct mirror_checker *c = data;
@@ -212,27 +246,12 @@ static void *checker_main(void *data)
         int running;
 
         if (checker_catalog_up(c, now)) {
-            /* Notifications come in bursts while a tree is indexed: one look
-             * per CHECKER_LOOK_MIN_MS at most. */
-            if (((c->dirty && now >= c->last_look_ms + CHECKER_LOOK_MIN_MS) ||
-                 now >= c->next_look_ms) &&
-                c->probes_count < (size_t)c->settings.max_checks) {
-                c->last_look_ms = now;
-                c->next_look_ms = now + ((unsigned)c->settings.interval_seconds * 1000u <
-                                                 CHECKER_LOOK_MAX_MS
-                                             ? (unsigned)c->settings.interval_seconds * 1000u
-                                             : CHECKER_LOOK_MAX_MS);
-                bool new_pairs = c->dirty;
-
-                c->dirty = false;
-
-                if (catalog_mirror_due(c->catalog, c->settings.interval_seconds,
-                                       c->settings.max_checks - (int)c->probes_count, new_pairs,
-                                       checker_start_one, c) != 0) {
-                    log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
-                    c->dirty = new_pairs; /* looked for nothing: again */
-                }
-            }
+            /* Notifications come in bursts while a tree is indexed, and a
+             * look that filled every slot leaves more to do: one look per
+             * CHECKER_LOOK_MIN_MS at most. */
+            if (((c->dirty || c->more) && now >= c->last_look_ms + CHECKER_LOOK_MIN_MS) ||
+                now >= c->next_look_ms)
+                checker_look(c, now);
             if (catalog_is_connected(c->catalog)) {
                 extra.fd = catalog_socket(c->catalog);
                 extra.events = CURL_WAIT_POLLIN;
@@ -240,7 +259,8 @@ static void *checker_main(void *data)
             }
             if (c->next_look_ms > now && c->next_look_ms - now < (uint64_t)timeout_ms)
                 timeout_ms = (long)(c->next_look_ms - now);
-            if (c->dirty && c->last_look_ms + CHECKER_LOOK_MIN_MS > now &&
+            if ((c->dirty || (c->more && c->probes_count < (size_t)c->settings.max_checks)) &&
+                c->last_look_ms + CHECKER_LOOK_MIN_MS > now &&
                 c->last_look_ms + CHECKER_LOOK_MIN_MS - now < (uint64_t)timeout_ms)
                 timeout_ms = (long)(c->last_look_ms + CHECKER_LOOK_MIN_MS - now);
         }
@@ -268,6 +288,8 @@ static void checker_free(struct mirror_checker *c)
         probe_free(c->probes[i]);
     }
     free(c->probes);
+    free(c->busy_mirrors);
+    free(c->busy_revisions);
     if (c->multi)
         curl_multi_cleanup(c->multi);
     catalog_free(c->catalog);
@@ -298,8 +320,11 @@ int mirror_checker_start(struct mirror_checker **out,
     };
     backoff_init(&c->backoff, settings->reconnect_max_seconds);
     c->probes = calloc((size_t)settings->max_checks, sizeof(*c->probes));
+    c->busy_mirrors = calloc((size_t)settings->max_checks, sizeof(*c->busy_mirrors));
+    c->busy_revisions = calloc((size_t)settings->max_checks, sizeof(*c->busy_revisions));
     c->multi = curl_multi_init();
-    if (!c->settings.conninfo || !c->probes || !c->multi ||
+    if (!c->settings.conninfo || !c->probes || !c->busy_mirrors || !c->busy_revisions ||
+        !c->multi ||
         catalog_new(&c->catalog, settings->conninfo, settings->password) != 0) {
         checker_free(c);
         return FR_ENOMEM;

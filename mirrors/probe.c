@@ -421,6 +421,11 @@ static bool probe_failed(struct probe *p, CURLcode code, long status, const char
     case CURLE_REMOTE_FILE_NOT_FOUND:
         probe_finish(p, "missing", false, "%s: not on the mirror", what);
         break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        /* Not the mirror's fault, and no retry will change it. */
+        probe_finish(p, "error", false, "%s: this libcurl cannot speak this protocol: %s", what,
+                     *p->errbuf ? p->errbuf : curl_easy_strerror(code));
+        break;
     case CURLE_REMOTE_ACCESS_DENIED:
     case CURLE_LOGIN_DENIED:
         probe_finish(p, "error", false, "%s: access denied: %s", what,
