@@ -11,6 +11,7 @@
 #include "catalog.h"
 #include "commands.h"
 #include "config.h"
+#include "get.h"
 #include "log.h"
 
 #include <errno.h>
@@ -47,6 +48,8 @@ static const struct {
     /* Over XMPP, as a user: no catalog. */
     { "browse", NULL, "JID [PATH]",
       "a listing of the service at JID, over XMPP, page by page", true },
+    { "get", NULL, "JID PATH|--hash H",
+      "download a file from the service at JID (Jingle: SOCKS5, else IBB)", true },
 };
 
 static void usage(FILE *out)
@@ -67,7 +70,17 @@ static void usage(FILE *out)
             "      --server HOST[:PORT]   connect there (default $FILEREPO_XMPP_SERVER, then\n"
             "                             the account's domain)\n"
             "      --count N              subscribe: stop after N notifications\n"
-            "      --page-size N          browse: entries per request (default 100)\n",
+            "      --page-size N          browse: entries per request (default 100)\n"
+            "\n"
+            "get JID PATH|--hash H [--rev N] [-o FILE]:\n"
+            "  -o, --output FILE          where (default: the last part of PATH); a partial\n"
+            "                             FILE is resumed and the whole file verified\n"
+            "      --hash H               the content wanted (sha-256, hex or base64)\n"
+            "      --rev N                revision N of PATH (read from the pubsub item N)\n"
+            "      --pubsub JID           where --rev looks (default pubsub.<parent of JID>)\n"
+            "      --ibb                  in-band bytes only (no SOCKS5)\n"
+            "      --no-direct            offer no SOCKS5 candidate of our own\n"
+            "      --timeout S            give up after S seconds without progress (60)\n",
             FILEREPO_DEFAULT_CONFIG);
 }
 
@@ -113,8 +126,16 @@ int main(int argc, char **argv)
         { "server", required_argument, NULL, 's' },
         { "page-size", required_argument, NULL, 'n' },
         { "count", required_argument, NULL, 'N' },
+        { "output", required_argument, NULL, 'o' },
+        { "hash", required_argument, NULL, 'H' },
+        { "rev", required_argument, NULL, 'R' },
+        { "pubsub", required_argument, NULL, 'P' },
+        { "ibb", no_argument, NULL, 'I' },
+        { "no-direct", no_argument, NULL, 'D' },
+        { "timeout", required_argument, NULL, 'T' },
         { NULL, 0, NULL, 0 },
     };
+    struct get_options get = { 0 };
     struct browse_options browse = { .page_size = 100 };
     char *end;
     const char *config_path = getenv("FILEREPO_CONFIG");
@@ -123,14 +144,14 @@ int main(int argc, char **argv)
     int nargs = 0, opt, status;
     size_t verb = 0;
     bool json = false;
-    long count = 0;
+    long count = 0, number;
 
     log_set_program("filerepo");
     if (!config_path || !*config_path)
         config_path = FILEREPO_DEFAULT_CONFIG;
     /* Options anywhere; the rest is the verb and its arguments. */
     while (optind < argc) {
-        opt = getopt_long(argc, argv, "+c:h", options, NULL);
+        opt = getopt_long(argc, argv, "+c:ho:", options, NULL);
         if (opt == -1) {
             if (nargs == (int)(sizeof(args) / sizeof(*args))) {
                 usage(stderr);
@@ -172,6 +193,35 @@ int main(int argc, char **argv)
                 return EX_USAGE;
             }
             break;
+        case 'o':
+            get.output = optarg;
+            break;
+        case 'H':
+            get.hash = optarg;
+            break;
+        case 'P':
+            get.pubsub = optarg;
+            break;
+        case 'I':
+            get.ibb_only = true;
+            break;
+        case 'D':
+            get.no_direct = true;
+            break;
+        case 'R':
+        case 'T':
+            errno = 0;
+            number = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || number < 1) {
+                fprintf(stderr, "filerepo: --%s wants a positive number\n",
+                        opt == 'R' ? "rev" : "timeout");
+                return EX_USAGE;
+            }
+            if (opt == 'R')
+                get.rev = number;
+            else
+                get.timeout_s = number;
+            break;
         case 'V':
             printf("filerepo %s\n", FILEREPO_VERSION);
             return 0;
@@ -196,6 +246,16 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
+    if (strcmp(verbs[verb].name, "get") == 0) {
+        get.account = browse.account;
+        get.password_file = browse.password_file;
+        get.server = browse.server;
+        status = cmd_get(&get, nargs - 1, args + 1, json);
+        if (status == EX_USAGE)
+            fprintf(stderr, "usage: filerepo get [--json] JID PATH|--hash H [--rev N] "
+                            "[-o FILE] [--ibb] [--no-direct] [--timeout S]\n");
+        return status;
+    }
     if (!verbs[verb].run) {
         status = cmd_browse(&browse, nargs - 1, args + 1, json);
         if (status == EX_USAGE)

@@ -1,0 +1,138 @@
+/*
+ * get_internal.h - what the parts of `filerepo get` share: get.c (the
+ * command: login, --rev, the output file, checks, reports) and
+ * get_session.c (the Jingle session, its transports and the bytes).
+ */
+#ifndef FILEREPO_CLI_GET_INTERNAL_H
+#define FILEREPO_CLI_GET_INTERNAL_H
+
+#include "get.h"
+#include "get_s5b.h"
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <strophe.h>
+
+#define GET_CANDIDATES_MAX 8   /* of the daemon's candidates, the best kept */
+#define GET_ACCEPTED_MAX 4     /* connections to our listener negotiated at once */
+#define GET_CONNECT_MS 5000    /* to negotiate one SOCKS5 candidate */
+#define GET_JID_MAX 3072
+
+enum get_state {
+    GET_INITIATING,    /* session-initiate sent, awaiting its result */
+    GET_PENDING,       /* acknowledged, awaiting session-accept */
+    GET_CONNECTING,    /* SOCKS5: trying their candidates, awaiting their word on ours */
+    GET_ACTIVATING,    /* SOCKS5: their proxy nominated, awaiting <activated/> */
+    GET_S5B_RECEIVING, /* SOCKS5: bytes flowing on the nominated link */
+    GET_REPLACING,     /* SOCKS5 failed: awaiting their transport-replace */
+    GET_IBB_OPENING,   /* IBB <open/> sent, awaiting its result */
+    GET_IBB_RECEIVING, /* IBB: blocks flowing */
+    GET_FINISHING,     /* the bytes are in: awaiting checksum and terminate */
+    GET_DONE,          /* terminated with success */
+    GET_FAILED,        /* over; `status` and `message` say why */
+};
+
+/** One candidate the daemon offered (XEP-0260 §2.2). */
+struct get_candidate {
+    char cid[64];       /* its id */
+    char host[256];     /* address */
+    unsigned port;      /* port */
+    uint32_t priority;  /* higher is better */
+    bool proxy;         /* type='proxy' (else direct, assisted, tunnel) */
+    char jid[GET_JID_MAX]; /* the proxy's JID (for a proxy) */
+};
+
+struct get {
+    /* The request. */
+    const struct get_options *options; /* borrowed */
+    const char *peer;                  /* the daemon's JID */
+    const char *path;                  /* REPO/PATH asked for, or NULL */
+    bool has_sha256;                   /* a hash names the content */
+    unsigned char sha256[32];          /* that hash */
+    int64_t offset;                    /* bytes already in the file */
+    bool json;                         /* --json */
+
+    /* XMPP. */
+    xmpp_ctx_t *ctx;                   /* libstrophe context */
+    xmpp_conn_t *conn;                 /* the client connection */
+    bool connected;                    /* logged in */
+    bool lost;                         /* the connection closed */
+    int conn_error;                    /* libstrophe's error when it failed */
+    char jid[GET_JID_MAX];             /* our full JID */
+    char local_host[64];               /* our end of the XMPP socket, numeric */
+    xmpp_stanza_t *reply;              /* an awaited answer (get.c), owned */
+    const char *reply_id;              /* its id */
+
+    /* The session. */
+    enum get_state state;              /* see get_session.c */
+    char sid[32];                      /* Jingle sid */
+    char tsid[32];                     /* transport sid (SOCKS5 or IBB) */
+    bool ibb;                          /* the transport is (now) IBB */
+    bool retried_ibb;                  /* SOCKS5 refused: asked again with IBB */
+    unsigned serial;                   /* of our IQ ids */
+    int64_t size;                      /* of the whole file, from session-accept (-1) */
+    bool has_checksum;                 /* the session-info <checksum/> came */
+    unsigned char checksum[32];        /* its sha-256 */
+    bool has_accept_hash;              /* session-accept named the sha-256 */
+    unsigned char accept_hash[32];     /* that one */
+    char reason[32];                   /* their session-terminate reason */
+    bool terminated;                   /* their session-terminate came */
+
+    /* SOCKS5. */
+    struct get_candidate theirs[GET_CANDIDATES_MAX]; /* sorted, best first */
+    size_t theirs_count;               /* how many */
+    size_t trying;                     /* index of the one being tried */
+    struct s5b_link out;               /* our link to theirs[trying] */
+    int used_theirs;                   /* index we reported used, -1: error, -2: not yet */
+    int listen_fd;                     /* our direct candidate's listener, -1 */
+    char our_cid[16];                  /* its cid */
+    uint32_t our_priority;             /* its priority */
+    char our_dstaddr[S5B_DSTADDR_LEN + 1]; /* what they must ask for */
+    struct s5b_link in[GET_ACCEPTED_MAX]; /* connections to our listener */
+    int they_used;                     /* 1: our candidate, -1: error, 0: not yet */
+    int data_fd;                       /* the nominated link's socket, -1 */
+    bool activated;                    /* their proxy is activated */
+
+    /* IBB. */
+    unsigned block_size;               /* granted */
+    uint16_t seq;                      /* expected next */
+
+    /* The bytes. */
+    int fd;                            /* the output file */
+    bool created;                      /* it did not exist before this run */
+    EVP_MD_CTX *sha;                   /* sha-256 of the whole file so far */
+    int64_t received;                  /* bytes written in this run */
+    const char *method;                /* "socks5-direct", "socks5-proxy", "ibb" */
+    uint64_t started_ms, last_progress_ms, drawn_ms; /* clocks */
+    bool progress;                     /* draw a progress bar (stderr is a tty) */
+    int status;                        /* exit status once FAILED */
+    char message[512];                 /* what to tell, once FAILED */
+};
+
+uint64_t get_now_ms(void);
+
+/** xmpp_stanza_release() for a stanza that may be NULL. */
+static inline void get_stanza_free(xmpp_stanza_t *stanza)
+{
+    if (stanza)
+        xmpp_stanza_release(stanza);
+}
+
+/** Runs the loop once: poll our sockets and libstrophe's, up to timeout_ms. */
+void get_loop_once(struct get *g, int timeout_ms);
+
+/**
+ * Runs the session after login with g's request, until DONE or FAILED.
+ * Returns 0 when the daemon said success and every byte was written; else
+ * the exit status, with g->message set.
+ */
+int get_session_run(struct get *g);
+
+/** Hashes and writes `len` received bytes; false (g FAILED) on an I/O error. */
+bool get_write(struct get *g, const unsigned char *buf, size_t len);
+
+/** Draws the progress bar if due (force: now, and end the line). */
+void get_progress(struct get *g, bool force);
+
+#endif
