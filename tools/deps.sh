@@ -13,6 +13,8 @@ ejabberd erlang-dev
 python3 python3-slixmpp
 valgrind clang libclang-rt-14-dev
 procps iproute2 util-linux openssl media-types xfsprogs
+nginx-light curl
+nginx-light curl
 "
 
 missing=""

@@ -394,10 +394,16 @@ static int get_open_output(struct get *g, const char *file)
         free(buf);
         return EX_CANTCREAT;
     }
-    if (!S_ISREG(st.st_mode)) {
-        fprintf(stderr, "filerepo: get: %s is not a regular file\n", file);
+    if (S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "filerepo: get: %s is a directory\n", file);
         free(buf);
         return EX_CANTCREAT;
+    }
+    g->regular = S_ISREG(st.st_mode);
+    if (!g->regular) { /* /dev/null, a pipe: nothing to resume, nothing to sync */
+        free(buf);
+        g->offset = 0;
+        return 0;
     }
     while (have < st.st_size) {
         ssize_t n = read(g->fd, buf, 1 << 20);
@@ -539,7 +545,7 @@ int cmd_get(const struct get_options *options, int argc, char **argv, bool json)
         status = get_open_output(&g, file);
     if (status == 0) {
         status = get_session_run(&g);
-        if (status == 0 && fsync(g.fd) != 0) {
+        if (status == 0 && g.regular && fsync(g.fd) != 0) {
             fprintf(stderr, "filerepo: get: %s: %s\n", file, strerror(errno));
             status = EX_IOERR;
         }

@@ -101,6 +101,7 @@ struct get {
     /* The bytes. */
     int fd;                            /* the output file */
     bool created;                      /* it did not exist before this run */
+    bool regular;                      /* a regular file (else /dev/null, a pipe) */
     EVP_MD_CTX *sha;                   /* sha-256 of the whole file so far */
     int64_t received;                  /* bytes written in this run */
     const char *method;                /* "socks5-direct", "socks5-proxy", "ibb" */
