@@ -62,7 +62,7 @@ static xmpp_stanza_t *service_ibb(struct service *service, xmpp_stanza_t *iq,
 
 /* What a Jingle file request may use: XEP-0234 over XEP-0261, hashes. */
 static const char *const service_jingle_features[] = {
-    XMPP_NS_JINGLE_FT, XMPP_NS_JINGLE_IBB, XMPP_NS_HASHES, XMPP_NS_HASH_SHA256, NULL
+    XMPP_NS_JINGLE_FT, XMPP_NS_JINGLE_IBB, XMPP_NS_JINGLE_S5B, XMPP_NS_HASHES, XMPP_NS_HASH_SHA256, NULL
 };
 
 /* What a listing serves with it: XEP-0059 paging. */

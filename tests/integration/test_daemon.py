@@ -64,7 +64,8 @@ def main():
                                "urn:xmpp:fis:0", "http://jabber.org/protocol/rsm",
                                "http://jabber.org/protocol/si/profile/fileshare",
                                "urn:xmpp:jingle:1", "urn:xmpp:jingle:apps:file-transfer:5",
-                               "urn:xmpp:jingle:transports:ibb:1", "urn:xmpp:hashes:2",
+                               "urn:xmpp:jingle:transports:ibb:1",
+                               "urn:xmpp:jingle:transports:s5b:1", "urn:xmpp:hashes:2",
                                "urn:xmpp:hash-function-text-names:sha-256",
                                "http://jabber.org/protocol/ibb"],
                   f"features {features}")
