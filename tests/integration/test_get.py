@@ -3,8 +3,9 @@ in as a test account and fetches them over Jingle. What is checked is what a
 user sees: the bytes of the file written (byte-identical, sha-256), the exit
 status, the --json report (method, bytes received), the messages.
 
-- a 20 MB file over SOCKS5 (direct), over IBB (--ibb), and over IBB after
-  SOCKS5 could not connect (the fallback);
+- a 20 MB file over SOCKS5 direct (our candidate or the daemon's), through
+  the server's proxy65 (the daemon's direct candidate unreachable), over IBB
+  (--ibb), and over IBB after no SOCKS5 candidate worked (the fallback);
 - an interrupted download (the file cut short) resumed: only the rest is
   received, the whole file verified;
 - a partial file whose beginning is not the file's: checksum mismatch,
@@ -82,7 +83,7 @@ def main():
             feats = {f.get("var") for f in
                      info.iter("{http://jabber.org/protocol/disco#info}feature")}
             alice.close()
-            socks5 = S5B in feats
+            check(S5B in feats, f"the daemon serves {S5B}")
             target = os.path.join(out, "big.bin")
 
             # IBB only.
@@ -95,17 +96,19 @@ def main():
             check("\r" not in r.stderr, "no progress bar when stderr is not a terminal")
             print(f"ok: {SIZE} bytes over IBB in {rep['seconds']:.2f} s")
 
-            # The default: SOCKS5 preferred (a daemon without it: IBB asked again).
+            # The default: SOCKS5, direct to the daemon's listener or ours.
             os.unlink(target)
             rep = report(run_get(env, ["--json", to, f"{repo}/big.bin"], out))
             check(same_file(target, big), f"big.bin arrives byte-identical ({rep['method']})")
-            if socks5:
-                check(rep["method"] == "socks5-direct", f"SOCKS5 direct: {rep}")
-                print(f"ok: {SIZE} bytes over SOCKS5 direct in {rep['seconds']:.2f} s")
-            else:
-                check(rep["method"] == "ibb", f"IBB after the SOCKS5 refusal: {rep}")
-                print("SKIPPED: SOCKS5 direct (the daemon does not serve "
-                      f"{S5B} yet); the refusal falls back to IBB")
+            check(rep["method"] == "socks5-direct" and rep["bytes_received"] == SIZE and
+                  rep["verified"], f"SOCKS5 direct: {rep}")
+            print(f"ok: {SIZE} bytes over SOCKS5 direct in {rep['seconds']:.2f} s")
+            # No candidate of ours: the daemon's listener carries them.
+            os.unlink(target)
+            rep = report(run_get(env, ["--json", "--no-direct", to, f"{repo}/big.bin"], out))
+            check(same_file(target, big) and rep["method"] == "socks5-direct",
+                  f"SOCKS5 direct to the daemon's candidate: {rep}")
+            print("ok: SOCKS5 direct to the daemon's candidate")
 
             # Resume: the file cut short; only the rest comes.
             cut = 7 * 1024 * 1024 + 333
@@ -198,6 +201,31 @@ def main():
                        " GROUP BY 1, 2 ORDER BY 1, 2")
             print(f"transfers recorded: {rows}")
             check(daemon.stop() == 0, "filerepod stops cleanly")
+
+        # The daemon's direct candidate unreachable (offered at an address
+        # nothing listens on), none of ours: through the server's proxy65;
+        # and with no proxy either: the fallback to IBB.
+        for proxy, method in (("auto", "socks5-proxy"), ("off", "ibb")):
+            extra["transfer"] = {"socks5_host": "127.0.0.2", "socks5_proxy": proxy}
+            with Daemon(env, extra=extra) as daemon:
+                to = daemon.component
+                daemon.wait_log(r"catalog: connected")
+                wait_for("the files indexed", lambda: psql(env, daemon.db,
+                         "SELECT count(*) FROM entry WHERE kind = 'file'"
+                         " AND current_revision_id IS NOT NULL") == ["2"], timeout=120)
+                if proxy == "auto":
+                    daemon.wait_log(r"SOCKS5 proxy \S+ at", timeout=30)
+                os.unlink(target)
+                rep = report(run_get(env, ["--json", "--no-direct", to, f"{repo}/big.bin"], out))
+                check(same_file(target, big) and rep["method"] == method and
+                      rep["bytes_received"] == SIZE and rep["verified"],
+                      f"socks5_proxy {proxy}: {method} expected: {rep}")
+                rows = psql(env, daemon.db, "SELECT method, outcome FROM transfer")
+                check(rows == [("s5b-proxy" if proxy == "auto" else "ibb") + "|success"],
+                      f"the daemon's record: {rows}")
+                print(f"ok: {SIZE} bytes {'through proxy65' if proxy == 'auto' else 'in-band after SOCKS5 failed'}"
+                      f" in {rep['seconds']:.2f} s")
+                check(daemon.stop() == 0, "filerepod stops cleanly")
     print("test_get: all passed")
 
 

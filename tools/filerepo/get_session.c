@@ -669,9 +669,11 @@ static void get_on_terminate(struct get *g, xmpp_stanza_t *jingle)
     if (strcmp(g->reason, "success") != 0)
         get_fail(g, EX_UNAVAILABLE, NULL, "the daemon ended the transfer: %s%s%s", g->reason,
                  why ? ": " : "", why ? why : "");
-    else if (g->state == GET_FINISHING)
+    else if (g->state == GET_FINISHING ||
+             (g->state == GET_S5B_RECEIVING && g->received == get_expected(g))) {
+        get_close_s5b(g);
         get_enter_state(g, GET_DONE);
-    else if (g->state != GET_S5B_RECEIVING) /* there: the stream's end decides */
+    } else if (g->state != GET_S5B_RECEIVING) /* there: the stream's end decides */
         get_fail(g, EX_UNAVAILABLE, NULL, "the daemon ended the transfer as a success after "
                  "%" PRId64 " of %" PRId64 " bytes", g->received, get_expected(g));
     xmpp_free(g->ctx, why);
