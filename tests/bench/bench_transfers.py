@@ -6,19 +6,20 @@ nothing.
 
     tools/bench.sh transfers            (starts the services, runs this)
 
-Paths, each BENCH_RUNS=3 times, alternating with curl: SOCKS5 direct (the
-daemon's own listener), SOCKS5 through the server's proxy65, in-band (IBB,
-the daemon's largest block size and window).  A path the daemon does not
-serve (no s5b in its disco#info, or no proxy candidate offered) is reported
-as not measured.  Each time is the wall clock of the whole command (login,
+Paths, each BENCH_RUNS=3 times, each run after a curl run: SOCKS5 direct
+(the default: both sides offer a direct candidate), SOCKS5 through the
+server's proxy65 (a second daemon whose direct candidate is offered where
+nothing listens, and --no-direct), in-band (IBB, the daemon's largest block
+size and window).  The method the report names is printed when it is not
+the one intended.  Each time is the wall clock of the whole command (login,
 request, bytes, fsync, checksum), and for curl of the whole download into
 a file on the same file system.
 
 Memory: BENCH_CONCURRENT=50 `filerepo get -o /dev/null` of a
-BENCH_CONCURRENT_MB=100 MB file started at once (over the best path served);
+BENCH_CONCURRENT_MB=100 MiB file started at once (SOCKS5, three accounts);
 filerepod's VmRSS is sampled every 50 ms, VmHWM read before and after.
 
-Sizes: BENCH_TRANSFER_MB=1024, BENCH_IBB_MB (default: the same).
+Sizes: BENCH_TRANSFER_MB=1024; BENCH_IBB=0 skips the IBB runs.
 """
 
 import hashlib
@@ -39,7 +40,7 @@ from harness import Daemon, binary, client, load_services_env, psql, wait_for  #
 
 MB = 1000 * 1000
 SIZE_MB = int(os.environ.get("BENCH_TRANSFER_MB", "1024"))
-IBB_MB = int(os.environ.get("BENCH_IBB_MB", str(SIZE_MB)))
+IBB = os.environ.get("BENCH_IBB", "1") != "0"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "50"))
 CONCURRENT_MB = int(os.environ.get("BENCH_CONCURRENT_MB", "100"))
@@ -152,6 +153,55 @@ def mbps(nbytes, seconds):
     return nbytes / MB / seconds
 
 
+def ready(env, daemon):
+    """Waits until the daemon has indexed both files; returns its JID."""
+    daemon.wait_log(r"catalog: connected")
+    wait_for("the files indexed", lambda: psql(env, daemon.db,
+             "SELECT count(*) FROM entry WHERE kind = 'file'"
+             " AND current_revision_id IS NOT NULL") == ["2"], timeout=900)
+    return daemon.component
+
+
+def memory(env, daemon, to, repo):
+    """filerepod's memory while CONCURRENT gets of mid.bin run at once."""
+    pid = daemon.proc.pid
+    before_rss, before_hwm = rss(pid)
+    procs, peak, stop = [], [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss(pid)[0])
+            time.sleep(0.05)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    for i in range(CONCURRENT):
+        procs.append(subprocess.Popen(
+            [binary("filerepo"), "get", "--json", "-o", "/dev/null", "--timeout", "600",
+             to, f"{repo}/mid.bin"],
+            env=get_env(env, ("alice", "bob", "carol")[i % 3]),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    failed, methods = 0, {}
+    for p in procs:
+        so, se = p.communicate(timeout=1800)
+        if p.returncode != 0:
+            failed += 1
+            if failed == 1:
+                print(f"  a concurrent get failed ({p.returncode}): {se.strip()[-300:]}")
+        else:
+            m = json.loads(so)["method"]
+            methods[m] = methods.get(m, 0) + 1
+    took = time.monotonic() - started
+    stop.set()
+    sampler.join()
+    after_rss, after_hwm = rss(pid)
+    print(f"{CONCURRENT} concurrent gets of {CONCURRENT_MB} MiB ({methods}): {took:.1f} s, "
+          f"{CONCURRENT - failed} succeeded; filerepod VmRSS before "
+          f"{before_rss / 1024:.1f} MiB, peak sampled {peak[0] / 1024:.1f} MiB, "
+          f"after {after_rss / 1024:.1f} MiB; VmHWM before {before_hwm / 1024:.1f} MiB, "
+          f"after {after_hwm / 1024:.1f} MiB")
+
+
 def main():
     env = load_services_env()
     repo = "bt" + uuid.uuid4().hex[:6]
@@ -170,105 +220,60 @@ def main():
             for block in iter(lambda: f.read(1 << 20), b""):
                 sha.update(block)
         digest = sha.hexdigest()
+        limits = {"ibb_block_size": 65535, "ibb_window": 64,
+                  "max_sessions": CONCURRENT + 10, "per_requester_max": CONCURRENT + 10}
         extra = {"repositories": [{"name": repo, "path": root}],
                  "indexer": {"settle_ms": 0, "content_store": "copy"},
-                 "transfer": {"ibb_block_size": 65535, "ibb_window": 64,
-                              "max_sessions": CONCURRENT + 10}}
-        with Daemon(env, extra=extra) as daemon:
-            to = daemon.component
-            daemon.wait_log(r"catalog: connected")
-            wait_for("the files indexed", lambda: psql(env, daemon.db,
-                     "SELECT count(*) FROM entry WHERE kind = 'file'"
-                     " AND current_revision_id IS NOT NULL") == ["2"], timeout=600)
-            cl = client(env, "alice")
-            info = cl.iq(f"<iq type='get' to='{to}'>"
-                         "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-            cl.close()
-            feats = {f.get("var") for f in
-                     info.iter("{http://jabber.org/protocol/disco#info}feature")}
-            socks5 = S5B in feats
-            nginx = Nginx(root, work)
-            out = os.path.join(work, "out.bin")
-            print(f"file: {size / MB:.0f} MB; runs: {RUNS}; daemon SOCKS5: {socks5}")
-            paths = []
-            if socks5:
-                paths.append(("socks5-direct", [to, f"{repo}/big.bin"], size))
-                paths.append(("socks5-proxy", ["--no-direct", to, f"{repo}/big.bin"], size))
-            paths.append(("ibb", ["--ibb", to, f"{repo}/big.bin"], size))
-            curl_times, results = [], {}
-            try:
-                for name, args, nbytes in paths:
-                    if name == "ibb" and IBB_MB != SIZE_MB:
-                        continue
-                    times = []
-                    for _ in range(RUNS):
-                        if os.path.exists(out):
-                            os.unlink(out)
-                        took, _ = timed(["curl", "-sS", "-o", out,
-                                         f"http://127.0.0.1:{nginx.port}/big.bin"])
-                        curl_times.append(took)
-                        took, rep = run_get(env, args, out)
-                        if rep["sha256"] != digest or not rep["verified"]:
-                            raise SystemExit(f"{name}: wrong bytes: {rep}")
-                        if rep["method"] != name:
-                            print(f"  {name}: served as {rep['method']}: not measured")
-                            times = []
-                            break
-                        times.append(took)
-                    if times:
+                 "transfer": limits}
+        # The proxy path: the daemon's own candidate offered where nothing
+        # listens, none of ours (--no-direct): only proxy65 connects.
+        proxied = dict(extra, transfer=dict(limits, socks5_host="127.0.0.2",
+                                            socks5_proxy="auto"))
+        nginx = Nginx(root, work)
+        out = os.path.join(work, "out.bin")
+        curl_times, results, served = [], {}, {}
+        try:
+            for config, paths in ((extra, [("socks5-direct", []), ("ibb", ["--ibb"])]),
+                                  (proxied, [("socks5-proxy", ["--no-direct"])])):
+                with Daemon(env, extra=config) as daemon:
+                    to = ready(env, daemon)
+                    if config is proxied:
+                        daemon.wait_log(r"SOCKS5 proxy \S+ at", timeout=60)
+                    for name, args in paths:
+                        if name == "ibb" and not IBB:
+                            continue
+                        times = []
+                        for _ in range(RUNS):
+                            if os.path.exists(out):
+                                os.unlink(out)
+                            took, _ = timed(["curl", "-sS", "-o", out,
+                                             f"http://127.0.0.1:{nginx.port}/big.bin"])
+                            curl_times.append(took)
+                            took, rep = run_get(env, args + [to, f"{repo}/big.bin"], out)
+                            if rep["sha256"] != digest or not rep["verified"]:
+                                raise SystemExit(f"{name}: wrong bytes: {rep}")
+                            served[name] = rep["method"]
+                            times.append(took)
                         results[name] = statistics.median(times)
-            finally:
-                nginx.stop()
-            curl = statistics.median(curl_times)
-            print(f"curl from nginx (sendfile): {mbps(size, curl):8.1f} MB/s  "
-                  f"(median of {len(curl_times)}, {curl:.2f} s)")
-            for name, _, nbytes in paths:
-                if name in results:
-                    t = results[name]
-                    print(f"filerepo get, {name:13s}: {mbps(nbytes, t):8.1f} MB/s  "
-                          f"({t:.2f} s, {100 * curl / t:.0f}% of curl)")
-                else:
-                    print(f"filerepo get, {name:13s}: not measured")
+                    if config is extra:
+                        memory(env, daemon, to, repo)
+                    daemon.stop()
+        finally:
+            nginx.stop()
             if os.path.exists(out):
                 os.unlink(out)
-
-            # Memory: many transfers at once.
-            pid = daemon.proc.pid
-            before_rss, before_hwm = rss(pid)
-            method_args = [] if socks5 else ["--ibb"]
-            procs, peak, stop = [], [0], threading.Event()
-
-            def sample():
-                while not stop.is_set():
-                    peak[0] = max(peak[0], rss(pid)[0])
-                    time.sleep(0.05)
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            started = time.monotonic()
-            for i in range(CONCURRENT):
-                procs.append(subprocess.Popen(
-                    [binary("filerepo"), "get", "--json", "-o", "/dev/null", "--timeout", "600"]
-                    + method_args + [to, f"{repo}/mid.bin"],
-                    env=get_env(env, ("alice", "bob", "carol")[i % 3]),
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            failed = 0
-            for p in procs:
-                so, se = p.communicate(timeout=1800)
-                if p.returncode != 0:
-                    failed += 1
-                    if failed == 1:
-                        print(f"  a concurrent get failed ({p.returncode}): {se.strip()[-300:]}")
-            took = time.monotonic() - started
-            stop.set()
-            sampler.join()
-            after_rss, after_hwm = rss(pid)
-            print(f"{CONCURRENT} concurrent gets of {CONCURRENT_MB} MiB "
-                  f"({'SOCKS5' if socks5 else 'IBB'}): {took:.1f} s, "
-                  f"{CONCURRENT - failed} succeeded; filerepod VmRSS before "
-                  f"{before_rss / 1024:.1f} MiB, peak sampled {peak[0] / 1024:.1f} MiB, "
-                  f"after {after_rss / 1024:.1f} MiB; VmHWM before {before_hwm / 1024:.1f} MiB, "
-                  f"after {after_hwm / 1024:.1f} MiB")
-            daemon.stop()
+        curl = statistics.median(curl_times)
+        print(f"file: {size / MB:.0f} MB; median of {RUNS} runs each, curl run before each")
+        print(f"curl from nginx (sendfile): {mbps(size, curl):8.1f} MB/s  "
+              f"({curl:.2f} s, median of {len(curl_times)})")
+        for name in ("socks5-direct", "socks5-proxy", "ibb"):
+            if name not in results:
+                print(f"filerepo get, {name:13s}: not measured")
+                continue
+            t = results[name]
+            note = "" if served[name] == name else f" (served as {served[name]})"
+            print(f"filerepo get, {name:13s}: {mbps(size, t):8.1f} MB/s  "
+                  f"({t:.2f} s, {100 * curl / t:.0f}% of curl){note}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
