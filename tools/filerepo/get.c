@@ -79,28 +79,32 @@ static void get_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int error,
 
 /* ------------------------------------------------------------ the bytes */
 
-bool get_write(struct get *g, const unsigned char *buf, size_t len)
+/* After `len` bytes went to the sink (error: -errno, 0: written). */
+static bool get_written(struct get *g, size_t len, int error)
 {
-    size_t done = 0;
-
-    EVP_DigestUpdate(g->sha, buf, len);
-    while (done < len) {
-        ssize_t n = write(g->fd, buf + done, len - done);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(g->message, sizeof(g->message), "writing the file: %s", strerror(errno));
-            g->status = EX_IOERR;
-            g->state = GET_FAILED;
-            return false;
-        }
-        done += (size_t)n;
+    if (error != 0) {
+        g->write_errno = -error;
+        return false;
     }
     g->received += (int64_t)len;
     g->last_progress_ms = get_now_ms();
     get_progress(g, false);
     return true;
+}
+
+bool get_write(struct get *g, const unsigned char *buf, size_t len)
+{
+    return get_written(g, len, get_sink_write(g->sink, buf, len));
+}
+
+unsigned char *get_buffer(struct get *g)
+{
+    return get_sink_buffer(g->sink);
+}
+
+bool get_commit(struct get *g, size_t len)
+{
+    return get_written(g, len, get_sink_commit(g->sink, len));
 }
 
 static void get_human(char *out, size_t len, double bytes)
@@ -403,7 +407,7 @@ static int get_open_output(struct get *g, const char *file)
     if (!g->regular) { /* /dev/null, a pipe: nothing to resume, nothing to sync */
         free(buf);
         g->offset = 0;
-        return 0;
+        return get_sink_new(&g->sink, g->fd, g->sha, false, 0) == 0 ? 0 : EX_OSERR;
     }
     while (have < st.st_size) {
         ssize_t n = read(g->fd, buf, 1 << 20);
@@ -425,7 +429,7 @@ static int get_open_output(struct get *g, const char *file)
         fprintf(stderr, "filerepo: get: %s: %s\n", file, strerror(errno));
         return EX_IOERR;
     }
-    return 0;
+    return get_sink_new(&g->sink, g->fd, g->sha, true, have) == 0 ? 0 : EX_OSERR;
 }
 
 /* Checks the whole file's sha-256 and size; prints the outcome. */
@@ -545,6 +549,8 @@ int cmd_get(const struct get_options *options, int argc, char **argv, bool json)
         status = get_open_output(&g, file);
     if (status == 0) {
         status = get_session_run(&g);
+        get_sink_free(g.sink); /* every byte hashed */
+        g.sink = NULL;
         if (status == 0 && g.regular && fsync(g.fd) != 0) {
             fprintf(stderr, "filerepo: get: %s: %s\n", file, strerror(errno));
             status = EX_IOERR;
@@ -571,6 +577,7 @@ int cmd_get(const struct get_options *options, int argc, char **argv, bool json)
     if (g.ctx)
         xmpp_ctx_free(g.ctx);
     xmpp_shutdown();
+    get_sink_free(g.sink);
     EVP_MD_CTX_free(g.sha);
     return status;
 }

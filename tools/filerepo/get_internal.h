@@ -8,6 +8,7 @@
 
 #include "get.h"
 #include "get_s5b.h"
+#include "get_sink.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -103,7 +104,9 @@ struct get {
     bool created;                      /* it did not exist before this run */
     bool regular;                      /* a regular file (else /dev/null, a pipe) */
     EVP_MD_CTX *sha;                   /* sha-256 of the whole file so far */
+    struct get_sink *sink;             /* writes and hashes what arrives */
     int64_t received;                  /* bytes written in this run */
+    int write_errno;                   /* why the last write failed */
     const char *method;                /* "socks5-direct", "socks5-proxy", "ibb" */
     uint64_t started_ms, last_progress_ms, drawn_ms; /* clocks */
     bool progress;                     /* draw a progress bar (stderr is a tty) */
@@ -130,8 +133,14 @@ void get_loop_once(struct get *g, int timeout_ms);
  */
 int get_session_run(struct get *g);
 
-/** Hashes and writes `len` received bytes; false (g FAILED) on an I/O error. */
+/** Hashes and writes `len` received bytes; false on an I/O error (g->write_errno). */
 bool get_write(struct get *g, const unsigned char *buf, size_t len);
+
+/** A buffer of GET_SINK_CHUNK bytes to receive into; get_commit() takes it. */
+unsigned char *get_buffer(struct get *g);
+
+/** Writes and hashes the first `len` bytes of get_buffer(); as get_write(). */
+bool get_commit(struct get *g, size_t len);
 
 /** Draws the progress bar if due (force: now, and end the line). */
 void get_progress(struct get *g, bool force);

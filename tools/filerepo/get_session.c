@@ -48,7 +48,6 @@
 
 #define GET_NS_S5B "urn:xmpp:jingle:transports:s5b:1"
 #define GET_NS_JINGLE_ERRORS "urn:xmpp:jingle:errors:1"
-#define GET_READ_CHUNK (256 * 1024)
 
 extern volatile sig_atomic_t get_interrupted;
 
@@ -445,14 +444,8 @@ static void get_connect_advance(struct get *g, uint64_t now)
 /* S5B_RECEIVING: read what the nominated link has. */
 static void get_s5b_read(struct get *g)
 {
-    static unsigned char *buf;
-
-    if (!buf && !(buf = malloc(GET_READ_CHUNK))) {
-        get_fail(g, EX_OSERR, "failed-application", "out of memory");
-        return;
-    }
     for (int round = 0; round < 16 && g->state == GET_S5B_RECEIVING; round++) {
-        ssize_t n = recv(g->data_fd, buf, GET_READ_CHUNK, MSG_DONTWAIT);
+        ssize_t n = recv(g->data_fd, get_buffer(g), GET_SINK_CHUNK, MSG_DONTWAIT);
 
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
@@ -475,8 +468,11 @@ static void get_s5b_read(struct get *g)
                      get_expected(g));
             return;
         }
-        if (!get_write(g, buf, (size_t)n))
+        if (!get_commit(g, (size_t)n)) {
+            get_fail(g, EX_IOERR, "failed-application", "writing the file: %s",
+                     strerror(g->write_errno));
             return;
+        }
     }
 }
 
@@ -757,7 +753,10 @@ static xmpp_stanza_t *get_on_ibb(struct get *g, xmpp_stanza_t *iq, xmpp_stanza_t
             get_enter_state(g, GET_IBB_RECEIVING); /* the block overtook our result */
         if (len && !get_write(g, bin, len)) {
             xmpp_free(g->ctx, bin);
-            return stanza_iq_error(g->ctx, iq, "cancel", "resource-constraint", NULL);
+            get_send(g, stanza_iq_error(g->ctx, iq, "cancel", "resource-constraint", NULL));
+            get_fail(g, EX_IOERR, "failed-application", "writing the file: %s",
+                     strerror(g->write_errno));
+            return NULL;
         }
         xmpp_free(g->ctx, bin);
         return stanza_iq_result(g->ctx, iq);
