@@ -11,7 +11,9 @@ Paths, each BENCH_RUNS=3 times, each run after a curl run: SOCKS5 direct
 server's proxy65 (a second daemon whose direct candidate is offered where
 nothing listens, and --no-direct), in-band (IBB, the daemon's largest block
 size and window).  The method the report names is printed when it is not
-the one intended.  Each time is the wall clock of the whole command (login,
+the one intended.  Then SOCKS5 direct and curl both into /dev/null: the
+transport and the sha-256 alone, no file written, no fsync (`filerepo get`
+fsyncs the file before it verifies; curl does not).  Each time is the wall clock of the whole command (login,
 request, bytes, fsync, checksum), and for curl of the whole download into
 a file on the same file system.
 
@@ -131,7 +133,7 @@ def get_env(env, who="alice"):
 
 
 def run_get(env, args, out):
-    if os.path.exists(out):
+    if out != "/dev/null" and os.path.exists(out):
         os.unlink(out)
     took, stdout = timed([binary("filerepo"), "get", "--json", "-o", out] + args,
                          env=get_env(env))
@@ -231,9 +233,10 @@ def main():
                                             socks5_proxy="auto"))
         nginx = Nginx(root, work)
         out = os.path.join(work, "out.bin")
-        curl_times, results, served = [], {}, {}
+        curl_times, curl_null, results, served = [], [], {}, {}
         try:
-            for config, paths in ((extra, [("socks5-direct", []), ("ibb", ["--ibb"])]),
+            for config, paths in ((extra, [("socks5-direct", []), ("to /dev/null", []),
+                                           ("ibb", ["--ibb"])]),
                                   (proxied, [("socks5-proxy", ["--no-direct"])])):
                 with Daemon(env, extra=config) as daemon:
                     to = ready(env, daemon)
@@ -246,10 +249,14 @@ def main():
                         for _ in range(RUNS):
                             if os.path.exists(out):
                                 os.unlink(out)
-                            took, _ = timed(["curl", "-sS", "-o", out,
+                            null = name == "to /dev/null"
+                            took, _ = timed(["curl", "-sS", "-o", "/dev/null" if null else out,
                                              f"http://127.0.0.1:{nginx.port}/big.bin"])
-                            curl_times.append(took)
-                            took, rep = run_get(env, args + [to, f"{repo}/big.bin"], out)
+                            (curl_null if null else curl_times).append(took)
+                            took, rep = run_get(env, args + [to, f"{repo}/big.bin"],
+                                                "/dev/null" if null else out)
+                            if null:
+                                rep["method"] = name
                             if rep["sha256"] != digest or not rep["verified"]:
                                 raise SystemExit(f"{name}: wrong bytes: {rep}")
                             served[name] = rep["method"]
@@ -266,11 +273,15 @@ def main():
         print(f"file: {size / MB:.0f} MB; median of {RUNS} runs each, curl run before each")
         print(f"curl from nginx (sendfile): {mbps(size, curl):8.1f} MB/s  "
               f"({curl:.2f} s, median of {len(curl_times)})")
-        for name in ("socks5-direct", "socks5-proxy", "ibb"):
+        for name in ("socks5-direct", "socks5-proxy", "ibb", "to /dev/null"):
             if name not in results:
                 print(f"filerepo get, {name:13s}: not measured")
                 continue
             t = results[name]
+            if name == "to /dev/null":
+                curl = statistics.median(curl_null)
+                print(f"both to /dev/null (no file written, no fsync): curl "
+                      f"{mbps(size, curl):8.1f} MB/s ({curl:.2f} s)")
             note = "" if served[name] == name else f" (served as {served[name]})"
             print(f"filerepo get, {name:13s}: {mbps(size, t):8.1f} MB/s  "
                   f"({t:.2f} s, {100 * curl / t:.0f}% of curl){note}")

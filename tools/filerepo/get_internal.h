@@ -11,6 +11,7 @@
 #include "get_sink.h"
 
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <strophe.h>
@@ -19,6 +20,7 @@
 #define GET_ACCEPTED_MAX 4     /* connections to our listener negotiated at once */
 #define GET_CONNECT_MS 5000    /* to negotiate one SOCKS5 candidate */
 #define GET_JID_MAX 3072
+#define GET_NS_S5B "urn:xmpp:jingle:transports:s5b:1"
 
 enum get_state {
     GET_INITIATING,    /* session-initiate sent, awaiting its result */
@@ -114,7 +116,33 @@ struct get {
     char message[512];                 /* what to tell, once FAILED */
 };
 
+extern volatile sig_atomic_t get_interrupted; /* SIGINT or SIGTERM came */
+extern int get_xmpp_fd;                      /* libstrophe's socket, -1 unknown */
+
 uint64_t get_now_ms(void);
+
+/* get_session.c: the state machine and what both transports send with. */
+void get_enter_state(struct get *g, enum get_state s);
+int64_t get_expected(const struct get *g);   /* bytes this session must bring (-1) */
+bool get_over(const struct get *g);          /* DONE or FAILED */
+void get_random_id(char *out, size_t len);
+void get_send(struct get *g, xmpp_stanza_t *stanza); /* sends and releases; NULL is fine */
+xmpp_stanza_t *get_jingle_iq(struct get *g, const char *action, const char *step,
+                             xmpp_stanza_t **jingle);
+xmpp_stanza_t *get_content(xmpp_stanza_t *jingle); /* our <content/> under jingle */
+bool get_set_number(xmpp_stanza_t *el, const char *name, int64_t value);
+/** Fails the session with exit `status`, ending it with `reason` (NULL: over already). */
+void get_fail(struct get *g, int status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* get_socks5.c: the SOCKS5 transport. */
+void get_open_listener(struct get *g);       /* our direct candidate, unless --ibb/--no-direct */
+void get_close_s5b(struct get *g);           /* every SOCKS5 socket */
+bool get_add_s5b_transport(struct get *g, xmpp_stanza_t *content);
+void get_read_candidates(struct get *g, xmpp_stanza_t *transport); /* theirs, best first */
+void get_connect_advance(struct get *g, uint64_t now); /* CONNECTING: the next step */
+void get_send_transport_info(struct get *g, const char *what, const char *cid);
+void get_on_transport_info(struct get *g, xmpp_stanza_t *jingle);
 
 /** xmpp_stanza_release() for a stanza that may be NULL. */
 static inline void get_stanza_free(xmpp_stanza_t *stanza)
