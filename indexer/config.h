@@ -72,6 +72,7 @@ struct config {
     char *xmpp_name;                /* disco identity name */
     char *xmpp_pubsub;              /* the pubsub service published to */
     int xmpp_change_feed;           /* publish a change feed per repository (1) or not (0) */
+    int xmpp_change_feed_max_items; /* items the change-feed node keeps */
     int xmpp_reconnect_max_seconds; /* cap of the reconnect back-off */
     int transfer_idle_timeout_seconds; /* a transfer silent this long ends (timeout) */
     int transfer_ibb_block_size;    /* largest IBB block-size granted */

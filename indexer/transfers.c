@@ -516,7 +516,9 @@ size_t transfers_pollfds(const struct transfers *t, struct pollfd *fds, size_t m
         if (x->state == XFER_ENDED || !x->s5b)
             continue;
         if (x->state == XFER_STREAMING && x->data_fd >= 0) {
-            fds[n++] = (struct pollfd){ .fd = x->data_fd, .events = POLLOUT };
+            /* Over the cap, the socket waits for the clock, not for room. */
+            if (t->config->transfer_bandwidth_kib == 0 || t->tokens > 0)
+                fds[n++] = (struct pollfd){ .fd = x->data_fd, .events = POLLOUT };
             continue;
         }
         if (x->out.fd >= 0 && s5_stream_events(&x->out) && n < max)
