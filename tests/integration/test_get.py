@@ -6,8 +6,8 @@ status, the --json report (method, bytes received), the messages.
 - a 20 MB file over SOCKS5 direct (our candidate or the daemon's), through
   the server's proxy65 (the daemon's direct candidate unreachable), over IBB
   (--ibb), and over IBB after no SOCKS5 candidate worked (the fallback);
-- an interrupted download (the file cut short) resumed: only the rest is
-  received, the whole file verified;
+- an interrupted download (the file cut short; a get stopped by SIGINT
+  mid-stream) resumed: only the rest is received, the whole file verified;
 - a partial file whose beginning is not the file's: checksum mismatch,
   exit 1, the file left as it is;
 - an unknown file: exit 66 and a message, no file left behind;
@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 import tempfile
@@ -226,6 +227,38 @@ def main():
                 print(f"ok: {SIZE} bytes {'through proxy65' if proxy == 'auto' else 'in-band after SOCKS5 failed'}"
                       f" in {rep['seconds']:.2f} s")
                 check(daemon.stop() == 0, "filerepod stops cleanly")
+        # A real interruption: SIGINT mid-stream (the daemon's bandwidth cap
+        # keeps the stream going long enough), then the same command resumes.
+        extra["transfer"] = {"bandwidth_kib_per_second": 4096}
+        with Daemon(env, extra=extra) as daemon:
+            to = daemon.component
+            daemon.wait_log(r"catalog: connected")
+            wait_for("the files indexed", lambda: psql(env, daemon.db,
+                     "SELECT count(*) FROM entry WHERE kind = 'file'"
+                     " AND current_revision_id IS NOT NULL") == ["2"], timeout=120)
+            os.unlink(target)
+            up = "ALICE"
+            e = dict(os.environ, FILEREPO_XMPP_JID=env["XMPP_USER_" + up],
+                     FILEREPO_XMPP_PASSWORD=env["XMPP_PASS_" + up],
+                     FILEREPO_XMPP_SERVER=f"{env['XMPP_HOST']}:{env['XMPP_C2S_PORT']}")
+            proc = subprocess.Popen([binary("filerepo"), "get", to, f"{repo}/big.bin"], cwd=out,
+                                    env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            wait_for("the first MBs written", lambda: os.path.exists(target) and
+                     os.path.getsize(target) >= 2 * 1024 * 1024, timeout=60, step=0.02)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+            kept = os.path.getsize(target)
+            check(proc.returncode == 130 and "interrupted" in err and "resume" in err,
+                  f"SIGINT: exit {proc.returncode}: {err}")
+            check(0 < kept < SIZE, f"a partial file is kept ({kept} bytes)")
+            wait_for("the daemon's record of the cancel", lambda: psql(
+                env, daemon.db, "SELECT outcome FROM transfer") == ["cancel"])
+            rep = report(run_get(env, ["--json", to, f"{repo}/big.bin"], out))
+            check(same_file(target, big) and rep["offset"] == kept and
+                  rep["bytes_received"] == SIZE - kept, f"resumed after SIGINT: {rep}")
+            print(f"ok: interrupted at {kept} bytes, resumed")
+            check(daemon.stop() == 0, "filerepod stops cleanly")
     print("test_get: all passed")
 
 
