@@ -10,7 +10,8 @@ status, the --json report (method, bytes received), the messages.
   mid-stream) resumed: only the rest is received, the whole file verified;
 - a partial file whose beginning is not the file's: checksum mismatch,
   exit 1, the file left as it is;
-- an unknown file: exit 66 and a message, no file left behind;
+- an unknown file: exit 66 and a message, no file left behind; a request
+  over the daemon's per-requester limit: exit 75 and a message;
 - an old revision by --rev N (read from the pubsub item) and by --hash;
 - a progress bar on a terminal, none otherwise.
 """
@@ -229,7 +230,7 @@ def main():
                 check(daemon.stop() == 0, "filerepod stops cleanly")
         # A real interruption: SIGINT mid-stream (the daemon's bandwidth cap
         # keeps the stream going long enough), then the same command resumes.
-        extra["transfer"] = {"bandwidth_kib_per_second": 4096}
+        extra["transfer"] = {"bandwidth_kib_per_second": 4096, "per_requester_max": 1}
         with Daemon(env, extra=extra) as daemon:
             to = daemon.component
             daemon.wait_log(r"catalog: connected")
@@ -246,6 +247,11 @@ def main():
                                     text=True)
             wait_for("the first MBs written", lambda: os.path.exists(target) and
                      os.path.getsize(target) >= 2 * 1024 * 1024, timeout=60, step=0.02)
+            # Over the daemon's limit (one transfer per requester): refused.
+            r = run_get(env, [to, f"{repo}/big.bin", "-o", "second.bin"], out)
+            check(r.returncode == 75 and "resource-constraint" in r.stderr,
+                  f"a refusal: exit {r.returncode}: {r.stderr}")
+            check(not os.path.exists(os.path.join(out, "second.bin")), "no file left")
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=60)
             kept = os.path.getsize(target)
@@ -253,7 +259,8 @@ def main():
                   f"SIGINT: exit {proc.returncode}: {err}")
             check(0 < kept < SIZE, f"a partial file is kept ({kept} bytes)")
             wait_for("the daemon's record of the cancel", lambda: psql(
-                env, daemon.db, "SELECT outcome FROM transfer") == ["cancel"])
+                env, daemon.db, "SELECT outcome FROM transfer ORDER BY id") ==
+                ["cancel", "refused"])
             rep = report(run_get(env, ["--json", to, f"{repo}/big.bin"], out))
             check(same_file(target, big) and rep["offset"] == kept and
                   rep["bytes_received"] == SIZE - kept, f"resumed after SIGINT: {rep}")
