@@ -55,7 +55,8 @@ int transfers_new(struct transfers **out, const struct config *config, struct st
     t->config = config;
     t->store = store;
     if (catalog_new(&t->catalog, config->db_conninfo, config->db_password) != 0 ||
-        keeper_new(&t->keeper, t->catalog, config->db_reconnect_max_seconds) != 0) {
+        keeper_new(&t->keeper, t->catalog, config->db_reconnect_max_seconds) != 0 ||
+        sipub_new(&t->sipub, t) != 0) {
         transfers_free(t);
         return FR_ENOMEM;
     }
@@ -120,9 +121,11 @@ void transfers_on_stream(void *data, xmpp_conn_t *conn)
         /* A reused connection object keeps its user handlers: never twice. */
         xmpp_handler_delete(conn, transfers_on_answer);
         xmpp_handler_add(conn, transfers_on_answer, NULL, "iq", NULL, t);
+        sipub_on_stream(t->sipub, conn);
         return;
     }
     t->conn = NULL;
+    sipub_on_stream(t->sipub, NULL);
     for (struct xfer *x = t->sessions; x; x = x->next)
         xfer_dispatch(t, x, XFER_EV_LOST, NULL, clock_now_ms());
 }
@@ -190,7 +193,7 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
                                "the catalog is not reachable; try again later");
     }
-    if (t->count >= (size_t)t->config->transfer_max_sessions) {
+    if (transfers_in_use(t) >= (size_t)t->config->transfer_max_sessions) {
         transfers_record_refusal(t, from, x->req.sid);
         free(x);
         return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
@@ -291,6 +294,8 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
     uint64_t now = clock_now_ms();
     struct xfer *x = from && sid ? xfer_by_sid(t, from, sid, true) : NULL;
 
+    if (!x && sipub_has_bytestream(t->sipub, from, sid))
+        return sipub_on_ibb(t->sipub, iq, payload);
     if (!x || x->state == XFER_ENDING)
         return stanza_iq_error(ctx, iq, "cancel", "item-not-found", "no such bytestream");
     xfer_touch(t, x, now);
@@ -332,6 +337,7 @@ void transfers_stop(struct transfers *t, uint64_t now)
 {
     for (struct xfer *x = t->sessions; x; x = x->next)
         xfer_dispatch(t, x, XFER_EV_STOP, NULL, now);
+    sipub_stop(t->sipub, now);
 }
 
 int transfers_fd(const struct transfers *t, short *events)
@@ -342,6 +348,10 @@ int transfers_fd(const struct transfers *t, short *events)
 int transfers_timeout_ms(const struct transfers *t, uint64_t now_ms)
 {
     int timeout = keeper_timeout_ms(t->keeper, now_ms);
+    int sipub_timeout = sipub_timeout_ms(t->sipub, now_ms);
+
+    if (sipub_timeout >= 0 && (timeout < 0 || sipub_timeout < timeout))
+        timeout = sipub_timeout;
 
     for (const struct xfer *x = t->sessions; x; x = x->next) {
         int until;
@@ -365,6 +375,7 @@ void transfers_run(struct transfers *t, short revents, uint64_t now)
     struct xfer **link = &t->sessions;
 
     keeper_run(t->keeper, revents, now);
+    sipub_run(t->sipub, now);
     for (struct xfer *x = t->sessions; x; x = x->next) {
         if (!t->conn)
             xfer_dispatch(t, x, XFER_EV_LOST, NULL, now);
@@ -389,6 +400,7 @@ void transfers_free(struct transfers *t)
 {
     if (!t)
         return;
+    sipub_free(t->sipub);
     while (t->sessions) {
         struct xfer *x = t->sessions;
 

@@ -7,6 +7,7 @@
 #define FILEREPO_TRANSFERS_INTERNAL_H
 
 #include "transfers.h"
+#include "sipub.h"
 #include "transfer.h"
 #include "xmpp/jingle.h"
 
@@ -69,7 +70,14 @@ struct transfers {
     struct xfer *sessions;        /* newest first */
     size_t count;                 /* sessions not yet ENDED */
     unsigned serial;              /* of the last session */
+    struct sipub *sipub;          /* owned: sipub (XEP-0137) sessions, sipub.c */
 };
+
+/* Sessions under way, Jingle and sipub: what transfer.max_sessions bounds. */
+static inline size_t transfers_in_use(const struct transfers *t)
+{
+    return t->count + sipub_count(t->sipub);
+}
 
 /* One session's clock and events (transfers_session.c). */
 void xfer_touch(struct transfers *t, struct xfer *x, uint64_t now);
