@@ -131,6 +131,21 @@ int catalog_transfer_end(struct catalog *catalog, int64_t id, int64_t bytes, con
     return 0;
 }
 
+int catalog_transfer_method(struct catalog *catalog, int64_t id, const char *method)
+{
+    char ids[24];
+    const char *params[2] = { ids, method };
+    PGresult *res;
+
+    snprintf(ids, sizeof(ids), "%" PRId64, id);
+    res = catalog_query(catalog, "UPDATE transfer SET method = $2 WHERE id = $1", 2, params,
+                        PGRES_COMMAND_OK);
+    if (!res)
+        return catalog_failure_code(catalog, FR_ERROR);
+    PQclear(res);
+    return 0;
+}
+
 int catalog_transfer_refused(struct catalog *catalog, const char *requester, const char *sid)
 {
     const char *params[] = { requester, sid };

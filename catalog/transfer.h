@@ -39,7 +39,8 @@ int catalog_transfer_find(struct catalog *catalog, const char *requester, const 
 
 /**
  * Records the start of a transfer: requester (full JID), revision (0: none),
- * method ("ibb"), Jingle sid, range offset and length (-1: to the end).
+ * method ("ibb", "s5b-direct", "s5b-proxy", or NULL while a SOCKS5
+ * candidate is being chosen), Jingle sid, range offset and length (-1: to the end).
  * Sets *id to the new row's id.
  */
 int catalog_transfer_begin(struct catalog *catalog, const char *requester, int64_t revision_id,
@@ -52,6 +53,9 @@ int catalog_transfer_begin(struct catalog *catalog, const char *requester, int64
  * "refused").
  */
 int catalog_transfer_end(struct catalog *catalog, int64_t id, int64_t bytes, const char *outcome);
+
+/** Records the method transfer `id` settled on (see catalog_transfer_begin()). */
+int catalog_transfer_method(struct catalog *catalog, int64_t id, const char *method);
 
 /**
  * Records a request that was refused (nothing found the requester may

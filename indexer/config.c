@@ -69,6 +69,9 @@ static const struct config_key config_keys[] = {
     { .name = "xmpp.change_feed", .type = CONFIG_CHOICE, .default_value = "on",
       .choices = config_off_on, .offset = FIELD(xmpp_change_feed),
       .help = "whether each repository gets a change-feed node REPO#changes: on or off" },
+    { .name = "xmpp.change_feed_max_items", .type = CONFIG_INT, .default_value = "1000",
+      .min = 1, .max = 1000000, .offset = FIELD(xmpp_change_feed_max_items),
+      .help = "items a change-feed node keeps (pubsub#max_items); the catalog keeps all" },
     { .name = "xmpp.reconnect_max_seconds", .type = CONFIG_INT,
       .default_value = "10", .min = 1, .max = 3600,
       .offset = FIELD(xmpp_reconnect_max_seconds),
@@ -85,6 +88,28 @@ static const struct config_key config_keys[] = {
     { .name = "transfer.max_sessions", .type = CONFIG_INT, .default_value = "64",
       .min = 1, .max = 10000, .offset = FIELD(transfer_max_sessions),
       .help = "transfers under way at once; more are refused with resource-constraint" },
+    { .name = "transfer.per_requester_max", .type = CONFIG_INT, .default_value = "8",
+      .min = 1, .max = 10000, .offset = FIELD(transfer_per_requester_max),
+      .help = "transfers under way at once for one requester (bare JID); more are refused" },
+    { .name = "transfer.bandwidth_kib_per_second", .type = CONFIG_INT, .default_value = "0",
+      .min = 0, .max = 1 << 30, .offset = FIELD(transfer_bandwidth_kib),
+      .help = "cap on the bytes sent by all transfers together, in KiB/s; 0: no cap" },
+    { .name = "transfer.socks5", .type = CONFIG_CHOICE, .default_value = "on",
+      .choices = config_off_on, .offset = FIELD(transfer_socks5),
+      .help = "whether SOCKS5 bytestreams (XEP-0260) are offered: on or off (in-band only)" },
+    { .name = "transfer.socks5_bind", .type = CONFIG_HOST, .default_value = "127.0.0.1",
+      .offset = FIELD(transfer_socks5_bind),
+      .help = "IP address the daemon's own SOCKS5 listener binds to" },
+    { .name = "transfer.socks5_port", .type = CONFIG_INT, .default_value = "0",
+      .min = 0, .max = 65535, .offset = FIELD(transfer_socks5_port),
+      .help = "TCP port of the SOCKS5 listener; 0: any free port" },
+    { .name = "transfer.socks5_host", .type = CONFIG_HOST, .offset = FIELD(transfer_socks5_host),
+      .help = "IP address offered to requesters as the direct candidate; "
+              "default: transfer.socks5_bind" },
+    { .name = "transfer.socks5_proxy", .type = CONFIG_STRING, .default_value = "auto",
+      .offset = FIELD(transfer_socks5_proxy),
+      .help = "SOCKS5 proxy (XEP-0065) offered as a candidate: auto (found by disco on the "
+              "server), off, or the proxy's JID" },
     { .name = "state_dir", .type = CONFIG_ABS_PATH,
       .default_value = "/var/lib/filerepo", .offset = FIELD(state_dir),
       .help = "directory for the git repositories and the content store" },
@@ -398,6 +423,8 @@ int config_parse(struct config **out, char **errors, const char *name, const cha
             config_error(&errs, key->name, "required, and missing");
         else if (!item && key->offset == FIELD(xmpp_pubsub))
             continue; /* derived from xmpp.component below */
+        else if (!item && !key->default_value)
+            continue; /* optional, and unset: NULL */
         else
             config_apply(config, &errs, key, item);
     }
@@ -440,6 +467,9 @@ void config_free(struct config *config)
     config_wipe_free(config->xmpp_secret);
     free(config->xmpp_name);
     free(config->xmpp_pubsub);
+    free(config->transfer_socks5_bind);
+    free(config->transfer_socks5_host);
+    free(config->transfer_socks5_proxy);
     free(config->state_dir);
     config_repositories_free(config);
     config_strings_clear(&config->ignore);

@@ -72,11 +72,19 @@ struct config {
     char *xmpp_name;                /* disco identity name */
     char *xmpp_pubsub;              /* the pubsub service published to */
     int xmpp_change_feed;           /* publish a change feed per repository (1) or not (0) */
+    int xmpp_change_feed_max_items; /* items the change-feed node keeps */
     int xmpp_reconnect_max_seconds; /* cap of the reconnect back-off */
     int transfer_idle_timeout_seconds; /* a transfer silent this long ends (timeout) */
     int transfer_ibb_block_size;    /* largest IBB block-size granted */
     int transfer_ibb_window;        /* IBB blocks sent before their acknowledgement */
     int transfer_max_sessions;      /* transfers under way at once */
+    int transfer_per_requester_max; /* of them for one bare JID */
+    int transfer_bandwidth_kib;     /* KiB/s for all transfers together; 0: no cap */
+    int transfer_socks5;            /* SOCKS5 bytestreams offered (1) or not (0) */
+    char *transfer_socks5_bind;     /* the SOCKS5 listener's address */
+    int transfer_socks5_port;       /* its port; 0: any */
+    char *transfer_socks5_host;     /* the direct candidate's address; NULL: bind */
+    char *transfer_socks5_proxy;    /* "auto", "off" or a proxy JID */
 
     char *state_dir;                /* git repositories and content store */
     enum log_level log_level;       /* lowest level logged */

@@ -140,6 +140,8 @@ int daemon_run(const struct config *config)
         .rate_per_second = config->query_rate_per_second,
         .rate_burst = config->query_rate_burst,
     };
+    struct pollfd *fds = NULL;
+    size_t fds_max = 0;
     int error = FR_ERROR;
 
     if (daemon_state_dir_prepare(config) != 0)
@@ -168,6 +170,12 @@ int daemon_run(const struct config *config)
         goto done;
     }
     service_set_transfers(d.service, d.transfers);
+    fds_max = 8 + transfers_pollfds_max(d.transfers);
+    fds = calloc(fds_max, sizeof(*fds));
+    if (!fds) {
+        log_error("daemon", "out of memory");
+        goto done;
+    }
     log_info("daemon", "started, component=%s server=%s:%d state_dir=%s",
              config->xmpp_component, config->xmpp_host, config->xmpp_port, config->state_dir);
 
@@ -175,14 +183,12 @@ int daemon_run(const struct config *config)
      * down at start, and disco#info needs no catalog. */
     while (!keeper_is_fatal(d.keeper)) {
         uint64_t now = clock_now_ms();
-        struct pollfd fds[7];
-        short cat_events = 0, xmpp_events = 0, pub_events = 0, xfer_events = 0;
+        short cat_events = 0, xmpp_events = 0, pub_events = 0;
         int cat_fd = keeper_fd(d.keeper, &cat_events);
         int xmpp_fd = component_fd(d.component, &xmpp_events);
         int pub_fd = publisher_fd(d.publisher, &pub_events);
-        int xfer_fd = transfers_fd(d.transfers, &xfer_events);
-        int cat_slot = -1, pub_slot = -1, xfer_slot = -1;
-        nfds_t n = 0, ix_first;
+        int cat_slot = -1, pub_slot = -1;
+        nfds_t n = 0, ix_first, xfer_first;
 
         if (d.stopping && (component_is_stopped(d.component) || now >= d.stop_deadline_ms))
             break;
@@ -198,12 +204,10 @@ int daemon_run(const struct config *config)
             pub_slot = (int)n;
             fds[n++] = (struct pollfd){ .fd = pub_fd, .events = pub_events };
         }
-        if (xfer_fd >= 0) {
-            xfer_slot = (int)n;
-            fds[n++] = (struct pollfd){ .fd = xfer_fd, .events = xfer_events };
-        }
+        xfer_first = n;
+        n += transfers_pollfds(d.transfers, fds + n, fds_max - n);
         ix_first = n;
-        n += indexer_pollfds(d.indexer, fds + n, sizeof(fds) / sizeof(*fds) - n);
+        n += indexer_pollfds(d.indexer, fds + n, fds_max - n);
 
         if (poll(fds, n, daemon_timeout(&d, now)) < 0 && errno != EINTR) {
             log_error("daemon", "poll: %s", strerror(errno));
@@ -218,7 +222,7 @@ int daemon_run(const struct config *config)
                 indexer_start(d.indexer, d.catalog);
             indexer_run(d.indexer, fds + ix_first, n - ix_first, now);
             publisher_run(d.publisher, pub_slot >= 0 ? fds[pub_slot].revents : 0, now);
-            transfers_run(d.transfers, xfer_slot >= 0 ? fds[xfer_slot].revents : 0, now);
+            transfers_run(d.transfers, fds + xfer_first, ix_first - xfer_first, now);
         }
         if (!keeper_is_fatal(d.keeper))
             component_run(d.component, now);
@@ -244,5 +248,6 @@ done:
     catalog_free(d.catalog);
     if (d.signal_fd >= 0)
         close(d.signal_fd);
+    free(fds);
     return error;
 }

@@ -60,15 +60,19 @@ void publisher_op_free(struct publisher_op *op)
 
 /* The configuration of the op's node, or of its repository's change feed
  * (whose title is written into feed_title). */
-static void publisher_config_of(const struct publisher_op *op, bool feed,
-                                struct pubsub_node_config *c, char *feed_title, size_t len)
+static void publisher_config_of(const struct publisher *p, const struct publisher_op *op,
+                                bool feed, struct pubsub_node_config *c, char *feed_title,
+                                size_t len, char *max_items, size_t max_len)
 {
     if (feed) {
         snprintf(feed_title, len, "%s: changes", op->title);
+        /* Bounded: a node's item list is rewritten on every publish by
+         * ejabberd, and the catalog (filerepo log) keeps the history. */
+        snprintf(max_items, max_len, "%d", p->config->xmpp_change_feed_max_items);
         *c = (struct pubsub_node_config){
             .collection = false, .parent = NULL, .title = feed_title,
             .description = "one item per new revision in the repository, with its path",
-            .whitelist = op->whitelist,
+            .whitelist = op->whitelist, .max_items = max_items,
         };
         return;
     }
@@ -85,7 +89,7 @@ static xmpp_stanza_t *publisher_step_iq(struct publisher *p, struct publisher_op
     const char *to = p->config->xmpp_pubsub;
     const char *node = s->feed ? op->feed : op->node;
     struct pubsub_node_config config;
-    char feed_title[512];
+    char feed_title[512], max_items[16];
     struct pubsub_affiliation *affiliations;
     xmpp_stanza_t *iq = NULL, *change;
     char feed_item[24];
@@ -93,11 +97,13 @@ static xmpp_stanza_t *publisher_step_iq(struct publisher *p, struct publisher_op
     snprintf(op->iq_id, sizeof(op->iq_id), "pub%" PRId64 "-%llu", op->id, ++p->iq_serial);
     switch (s->kind) {
     case STEP_CREATE:
-        publisher_config_of(op, s->feed, &config, feed_title, sizeof(feed_title));
+        publisher_config_of(p, op, s->feed, &config, feed_title, sizeof(feed_title), max_items,
+                            sizeof(max_items));
         iq = pubsub_create_iq(ctx, to, op->iq_id, node, &config);
         break;
     case STEP_CONFIGURE:
-        publisher_config_of(op, s->feed, &config, feed_title, sizeof(feed_title));
+        publisher_config_of(p, op, s->feed, &config, feed_title, sizeof(feed_title), max_items,
+                            sizeof(max_items));
         iq = pubsub_configure_iq(ctx, to, op->iq_id, node, &config);
         break;
     case STEP_AFFILIATIONS_GET:

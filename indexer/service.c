@@ -66,7 +66,7 @@ static xmpp_stanza_t *service_sipub(struct service *service, xmpp_stanza_t *iq,
 
 /* What a Jingle file request may use: XEP-0234 over XEP-0261, hashes. */
 static const char *const service_jingle_features[] = {
-    XMPP_NS_JINGLE_FT, XMPP_NS_JINGLE_IBB, XMPP_NS_HASHES, XMPP_NS_HASH_SHA256, NULL
+    XMPP_NS_JINGLE_FT, XMPP_NS_JINGLE_IBB, XMPP_NS_JINGLE_S5B, XMPP_NS_HASHES, XMPP_NS_HASH_SHA256, NULL
 };
 
 /* What a sipub <start/> leads to: an SI (XEP-0095) file-transfer (XEP-0096) offer. */

@@ -38,6 +38,7 @@
 #include "xmpp/stanza.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ int transfers_new(struct transfers **out, const struct config *config, struct st
         return FR_ENOMEM;
     t->config = config;
     t->store = store;
+    transfers_s5b_listen(t);
     if (catalog_new(&t->catalog, config->db_conninfo, config->db_password) != 0 ||
         keeper_new(&t->keeper, t->catalog, config->db_reconnect_max_seconds) != 0 ||
         sipub_new(&t->sipub, t) != 0) {
@@ -98,10 +100,16 @@ static int transfers_on_answer(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *u
     bool error;
 
     (void)conn;
-    if (!type || !id || !from || strncmp(id, "ft", 2) != 0 ||
-        (strcmp(type, "result") != 0 && strcmp(type, "error") != 0) ||
-        sscanf(id, "ft%u-%15s", &serial, step) != 2 || !(x = xfer_by_serial(t, serial)) ||
-        strcmp(from, x->peer) != 0)
+    if (!type || !id || !from ||
+        (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
+        return 1;
+    if (transfers_proxy_answer(t, stanza))
+        return 1;
+    if (strncmp(id, "ft", 2) != 0 || sscanf(id, "ft%u-%15s", &serial, step) != 2 ||
+        !(x = xfer_by_serial(t, serial)))
+        return 1;
+    /* Our IQs go to the requester, and the activation to our proxy. */
+    if (strcmp(from, strcmp(step, "v") == 0 ? x->proxy.jid : x->peer) != 0)
         return 1;
     error = strcmp(type, "error") == 0;
     if (error)
@@ -122,6 +130,7 @@ void transfers_on_stream(void *data, xmpp_conn_t *conn)
         xmpp_handler_delete(conn, transfers_on_answer);
         xmpp_handler_add(conn, transfers_on_answer, NULL, "iq", NULL, t);
         sipub_on_stream(t->sipub, conn);
+        transfers_proxy_discover(t);
         return;
     }
     t->conn = NULL;
@@ -167,6 +176,28 @@ static void transfers_record_refusal(struct transfers *t, const char *from, cons
                  catalog_last_error(t->catalog));
 }
 
+/* The bare JID of `jid`. */
+static void transfers_bare(char out[TRANSFER_JID_MAX], const char *jid)
+{
+    size_t len = strcspn(jid, "/");
+
+    if (len >= TRANSFER_JID_MAX)
+        len = TRANSFER_JID_MAX - 1;
+    memcpy(out, jid, len);
+    out[len] = '\0';
+}
+
+/* Sessions under way for one requester. */
+static size_t transfers_count_of(const struct transfers *t, const char *bare)
+{
+    size_t n = 0;
+
+    for (const struct xfer *x = t->sessions; x; x = x->next)
+        if (x->state != XFER_ENDED && x->state != XFER_ENDING && strcmp(x->bare, bare) == 0)
+            n++;
+    return n;
+}
+
 static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
                                          xmpp_stanza_t *jingle, const char *from)
 {
@@ -184,7 +215,13 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
         free(x);
         return stanza_iq_error(ctx, iq, why.type, why.condition, why.text);
     }
-    if (xfer_by_sid(t, from, x->req.sid, false) || xfer_by_sid(t, from, x->req.ibb_sid, true)) {
+    if (x->req.transport_s5b && t->listen_fd < 0 && !t->proxy.known) {
+        free(x);
+        return stanza_iq_error(ctx, iq, "cancel", "feature-not-implemented",
+                               "SOCKS5 is not offered here; ask with " XMPP_NS_JINGLE_IBB);
+    }
+    if (xfer_by_sid(t, from, x->req.sid, false) ||
+        (x->req.transport_ibb && xfer_by_sid(t, from, x->req.ibb_sid, true))) {
         free(x);
         return stanza_iq_error(ctx, iq, "cancel", "conflict", "that sid is in use");
     }
@@ -200,6 +237,15 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
                                "too many transfers under way; try again later");
     }
     snprintf(x->peer, sizeof(x->peer), "%s", from);
+    transfers_bare(x->bare, from);
+    if (transfers_count_of(t, x->bare) >= (size_t)t->config->transfer_per_requester_max) {
+        log_info("transfer", "%s asked for more than %d transfers at once", x->bare,
+                 t->config->transfer_per_requester_max);
+        transfers_record_refusal(t, from, x->req.sid);
+        free(x);
+        return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
+                               "too many of your transfers under way; try again later");
+    }
     error = catalog_transfer_find(t->catalog, from, x->req.name[0] ? x->req.name : NULL,
                                   x->req.has_sha256 ? x->req.sha256 : NULL, &x->file);
     if (error != 0) {
@@ -231,7 +277,11 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
     x->block_size = x->req.block_size;
     if (x->block_size > (unsigned)t->config->transfer_ibb_block_size)
         x->block_size = (unsigned)t->config->transfer_ibb_block_size;
-    if (catalog_transfer_begin(t->catalog, from, x->file.revision_id, "ibb", x->req.sid,
+    x->s5b = x->req.transport_s5b;
+    x->in.fd = x->out.fd = x->data_fd = -1;
+    x->in.state = x->out.state = S5_FAILED;
+    x->method = x->s5b ? NULL : "ibb";
+    if (catalog_transfer_begin(t->catalog, from, x->file.revision_id, x->method, x->req.sid,
                                x->start, x->req.length >= 0 ? x->end - x->start : -1,
                                &x->row_id) != 0) {
         log_warn("transfer", "cannot record a transfer: %s", catalog_last_error(t->catalog));
@@ -259,6 +309,70 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
     return stanza_iq_result(ctx, iq);
 }
 
+/* Their s5b transport-info: what they reached of our candidates. */
+static xmpp_stanza_t *transfers_transport_info(struct transfers *t, struct xfer *x,
+                                               xmpp_stanza_t *iq, xmpp_stanza_t *jingle)
+{
+    xmpp_ctx_t *ctx = xmpp_stanza_get_context(iq);
+    xmpp_stanza_t *reply;
+    enum jingle_s5b_info info;
+
+    if (!x->s5b)
+        return stanza_iq_error(ctx, iq, "cancel", "unexpected-request",
+                               "this session's transport is not SOCKS5");
+    info = jingle_s5b_info_parse(jingle, x->req.s5b.sid, x->their_cid);
+    if (info == JINGLE_S5B_UNKNOWN)
+        return stanza_iq_error(ctx, iq, "modify", "bad-request",
+                               "an s5b transport-info of this session's transport is expected");
+    if (info == JINGLE_S5B_CANDIDATE_USED &&
+        (!x->direct_cid[0] || strcmp(x->their_cid, x->direct_cid) != 0) &&
+        (!x->proxy_cid[0] || strcmp(x->their_cid, x->proxy_cid) != 0))
+        return stanza_iq_error(ctx, iq, "cancel", "item-not-found", "no such candidate");
+    if ((info == JINGLE_S5B_CANDIDATE_USED || info == JINGLE_S5B_CANDIDATE_ERROR) &&
+        x->their_report != XFER_REPORT_NONE)
+        return stanza_iq_error(ctx, iq, "cancel", "unexpected-request",
+                               "the candidates were reported already");
+    /* The result goes before what the report makes us send. */
+    reply = stanza_iq_result(ctx, iq);
+    if (reply && t->conn)
+        xmpp_send(t->conn, reply);
+    xmpp_stanza_release(reply);
+    x->report = info;
+    xfer_dispatch(t, x, XFER_EV_REPORT, NULL, clock_now_ms());
+    return NULL;
+}
+
+/* Their transport-replace: IBB is accepted instead of SOCKS5, never the reverse. */
+static xmpp_stanza_t *transfers_transport_replace(struct transfers *t, struct xfer *x,
+                                                  xmpp_stanza_t *iq, xmpp_stanza_t *jingle)
+{
+    xmpp_ctx_t *ctx = xmpp_stanza_get_context(iq);
+    xmpp_stanza_t *transport, *reply;
+    struct jingle_refusal why;
+    unsigned block;
+    char sid[JINGLE_TEXT_MAX];
+    const char *ns;
+
+    transport = jingle_transport(jingle, &ns);
+    if (!transport || !ns || strcmp(ns, XMPP_NS_JINGLE_IBB) != 0)
+        return stanza_iq_error(ctx, iq, "cancel", "feature-not-implemented",
+                               "a transport can be replaced with " XMPP_NS_JINGLE_IBB " only");
+    if (!jingle_ibb_parse(transport, sid, &block, &why))
+        return stanza_iq_error(ctx, iq, why.type, why.condition, why.text);
+    if (!x->s5b || x->state == XFER_STREAMING || x->state == XFER_DRAINING)
+        return stanza_iq_error(ctx, iq, "cancel", "unexpected-request",
+                               "the transport cannot be replaced now");
+    memcpy(x->req.ibb_sid, sid, sizeof(sid));
+    x->block_size = block < (unsigned)t->config->transfer_ibb_block_size
+                        ? block : (unsigned)t->config->transfer_ibb_block_size;
+    reply = stanza_iq_result(ctx, iq);
+    if (reply && t->conn)
+        xmpp_send(t->conn, reply);
+    xmpp_stanza_release(reply);
+    xfer_dispatch(t, x, XFER_EV_REPLACE, NULL, clock_now_ms());
+    return NULL;
+}
+
 xmpp_stanza_t *transfers_on_jingle(struct transfers *t, xmpp_stanza_t *iq, xmpp_stanza_t *jingle)
 {
     xmpp_ctx_t *ctx = xmpp_stanza_get_context(iq);
@@ -281,6 +395,26 @@ xmpp_stanza_t *transfers_on_jingle(struct transfers *t, xmpp_stanza_t *iq, xmpp_
     }
     if (strcmp(action, "session-info") == 0) /* <received/> and the like */
         return stanza_iq_result(ctx, iq);
+    if (strcmp(action, "transport-info") == 0)
+        return transfers_transport_info(t, x, iq, jingle);
+    if (strcmp(action, "transport-replace") == 0)
+        return transfers_transport_replace(t, x, iq, jingle);
+    if (strcmp(action, "transport-accept") == 0 || strcmp(action, "transport-reject") == 0) {
+        xmpp_stanza_t *reply;
+
+        if (x->state != XFER_REPLACING)
+            return stanza_iq_error(ctx, iq, "cancel", "unexpected-request",
+                                   "no transport-replace of ours is pending");
+        reply = stanza_iq_result(ctx, iq);
+        if (reply && t->conn)
+            xmpp_send(t->conn, reply);
+        xmpp_stanza_release(reply);
+        if (action[10] == 'a')
+            xfer_dispatch(t, x, XFER_EV_TRANSPORT_ACCEPT, NULL, clock_now_ms());
+        else
+            xfer_terminate(t, x, "failed-transport", clock_now_ms());
+        return NULL;
+    }
     return stanza_iq_error(ctx, iq, "cancel", "feature-not-implemented",
                            "this action is not served");
 }
@@ -304,7 +438,7 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
         const char *stanza = xmpp_stanza_get_attribute(payload, "stanza");
         char expected[16];
 
-        if (x->state != XFER_OPENING)
+        if (x->state != XFER_OPENING && x->state != XFER_REPLACING)
             return stanza_iq_error(ctx, iq, "cancel", "not-acceptable",
                                    "the bytestream is not waiting to be opened");
         snprintf(expected, sizeof(expected), "%u", x->block_size);
@@ -340,9 +474,65 @@ void transfers_stop(struct transfers *t, uint64_t now)
     sipub_stop(t->sipub, now);
 }
 
-int transfers_fd(const struct transfers *t, short *events)
+int64_t transfers_allowance(struct transfers *t, int64_t want, uint64_t now)
 {
-    return keeper_fd(t->keeper, events);
+    int64_t rate = (int64_t)t->config->transfer_bandwidth_kib * 1024;
+    int64_t burst = rate / 10 > (1 << 16) ? rate / 10 : (1 << 16);
+
+    if (rate == 0)
+        return want;
+    if (now > t->tokens_at_ms) {
+        t->tokens += rate * (int64_t)(now - t->tokens_at_ms) / 1000;
+        if (t->tokens > burst)
+            t->tokens = burst;
+        t->tokens_at_ms = now;
+    }
+    if (want > t->tokens)
+        want = t->tokens > 0 ? t->tokens : 0;
+    t->tokens -= want;
+    return want;
+}
+
+void transfers_give_back(struct transfers *t, int64_t bytes)
+{
+    if (t->config->transfer_bandwidth_kib != 0)
+        t->tokens += bytes;
+}
+
+size_t transfers_pollfds_max(const struct transfers *t)
+{
+    return 2 + TRANSFER_PENDING_MAX + 2 * (size_t)t->config->transfer_max_sessions;
+}
+
+size_t transfers_pollfds(const struct transfers *t, struct pollfd *fds, size_t max)
+{
+    size_t n = 0;
+    short events = 0;
+    int fd = keeper_fd(t->keeper, &events);
+
+    if (fd >= 0 && n < max)
+        fds[n++] = (struct pollfd){ .fd = fd, .events = events };
+    if (t->listen_fd >= 0 && n < max)
+        fds[n++] = (struct pollfd){ .fd = t->listen_fd, .events = POLLIN };
+    for (size_t i = 0; i < TRANSFER_PENDING_MAX && n < max; i++)
+        if (t->pending[i].fd >= 0 && s5_stream_events(&t->pending[i]))
+            fds[n++] = (struct pollfd){ .fd = t->pending[i].fd,
+                                        .events = s5_stream_events(&t->pending[i]) };
+    for (const struct xfer *x = t->sessions; x && n < max; x = x->next) {
+        if (x->state == XFER_ENDED || !x->s5b)
+            continue;
+        if (x->state == XFER_STREAMING && x->data_fd >= 0) {
+            /* Over the cap, the socket waits for the clock, not for room. */
+            if (t->config->transfer_bandwidth_kib == 0 || t->tokens > 0)
+                fds[n++] = (struct pollfd){ .fd = x->data_fd, .events = POLLOUT };
+            continue;
+        }
+        if (x->out.fd >= 0 && s5_stream_events(&x->out) && n < max)
+            fds[n++] = (struct pollfd){ .fd = x->out.fd, .events = s5_stream_events(&x->out) };
+        if (x->in.fd >= 0 && s5_stream_events(&x->in) && n < max)
+            fds[n++] = (struct pollfd){ .fd = x->in.fd, .events = s5_stream_events(&x->in) };
+    }
+    return n;
 }
 
 int transfers_timeout_ms(const struct transfers *t, uint64_t now_ms)
@@ -353,28 +543,64 @@ int transfers_timeout_ms(const struct transfers *t, uint64_t now_ms)
     if (sipub_timeout >= 0 && (timeout < 0 || sipub_timeout < timeout))
         timeout = sipub_timeout;
 
+    for (size_t i = 0; i < TRANSFER_PENDING_MAX; i++)
+        if (t->pending[i].fd >= 0) {
+            int until = t->pending[i].deadline_ms > now_ms
+                            ? (int)(t->pending[i].deadline_ms - now_ms) : 0;
+
+            if (timeout < 0 || until < timeout)
+                timeout = until;
+        }
     for (const struct xfer *x = t->sessions; x; x = x->next) {
-        int until;
+        int until, s5;
 
         if (x->state == XFER_ENDED || x->state == XFER_NEW || x->state == XFER_FAILING)
             return 0;
         if (x->state == XFER_SENDING && x->next_offset < x->end &&
             x->in_flight < (unsigned)t->config->transfer_ibb_window)
-            until = t->conn && xmpp_conn_send_queue_len(t->conn) < TRANSFER_QUEUE_MAX
+            until = t->conn && xmpp_conn_send_queue_len(t->conn) < TRANSFER_QUEUE_MAX &&
+                            (t->config->transfer_bandwidth_kib == 0 || t->tokens > 0)
                         ? 0 : TRANSFER_PUMP_MS;
         else
             until = x->deadline_ms > now_ms ? (int)(x->deadline_ms - now_ms) : 0;
+        s5 = x->s5b ? transfers_s5b_timeout(t, x, now_ms) : -1;
+        if (s5 >= 0 && s5 < until)
+            until = s5;
         if (timeout < 0 || until < timeout)
             timeout = until;
     }
     return timeout;
 }
 
-void transfers_run(struct transfers *t, short revents, uint64_t now)
+void transfers_run(struct transfers *t, const struct pollfd *fds, size_t count, uint64_t now)
 {
     struct xfer **link = &t->sessions;
+    short cat_revents = 0;
+    short cat_events;
+    int cat_fd = keeper_fd(t->keeper, &cat_events);
 
-    keeper_run(t->keeper, revents, now);
+    /* Hand each poll result to whoever owns the socket. */
+    for (size_t i = 0; i < count; i++) {
+        if (!fds[i].revents)
+            continue;
+        if (fds[i].fd == cat_fd)
+            cat_revents = fds[i].revents;
+        else if (fds[i].fd == t->listen_fd)
+            transfers_s5b_accept(t, now);
+        for (size_t j = 0; j < TRANSFER_PENDING_MAX; j++)
+            if (t->pending[j].fd == fds[i].fd)
+                t->pending_revents[j] = fds[i].revents;
+        for (struct xfer *x = t->sessions; x; x = x->next) {
+            if (x->state == XFER_ENDED || !x->s5b)
+                continue;
+            if (x->out.fd == fds[i].fd)
+                x->out_revents = fds[i].revents;
+            if (x->in.fd == fds[i].fd)
+                x->in_revents = fds[i].revents;
+        }
+    }
+    keeper_run(t->keeper, cat_revents, now);
+    transfers_s5b_run_pending(t, now);
     sipub_run(t->sipub, now);
     for (struct xfer *x = t->sessions; x; x = x->next) {
         if (!t->conn)
@@ -408,6 +634,11 @@ void transfers_free(struct transfers *t)
         xfer_dispatch(t, x, XFER_EV_LOST, NULL, clock_now_ms());
         free(x);
     }
+    for (size_t i = 0; i < TRANSFER_PENDING_MAX; i++)
+        if (t->pending[i].fd >= 0)
+            s5_stream_close(&t->pending[i], "stopping");
+    if (t->listen_fd >= 0)
+        close(t->listen_fd);
     keeper_free(t->keeper);
     catalog_free(t->catalog);
     free(t);

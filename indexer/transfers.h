@@ -21,6 +21,8 @@
 #ifndef FILEREPO_TRANSFERS_H
 #define FILEREPO_TRANSFERS_H
 
+#include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <strophe.h>
 
@@ -56,13 +58,20 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *transfers, xmpp_stanza_t *iq,
  */
 void transfers_stop(struct transfers *transfers, uint64_t now_ms);
 
-/** Returns its catalog socket to poll and sets *events, or -1. */
-int transfers_fd(const struct transfers *transfers, short *events);
+/** The most sockets transfers_pollfds() may add. */
+size_t transfers_pollfds_max(const struct transfers *transfers);
+
+/**
+ * Adds the sockets to poll (its catalog connection, the SOCKS5 listener,
+ * SOCKS5 handshakes and streams) to fds, at most max; returns how many.
+ */
+size_t transfers_pollfds(const struct transfers *transfers, struct pollfd *fds, size_t max);
 
 /** Returns how many ms may pass before transfers_run() must be called (-1: none). */
 int transfers_timeout_ms(const struct transfers *transfers, uint64_t now_ms);
 
-/** Does what is due; `revents` are the poll results for transfers_fd(). */
-void transfers_run(struct transfers *transfers, short revents, uint64_t now_ms);
+/** Does what is due; fds[0..count) are the poll results of transfers_pollfds(). */
+void transfers_run(struct transfers *transfers, const struct pollfd *fds, size_t count,
+                   uint64_t now_ms);
 
 #endif

@@ -25,8 +25,10 @@
 
 static const char *xfer_state_name(enum xfer_state s)
 {
-    static const char *const names[] = { "new", "failing", "accepting", "opening",
-                                         "sending", "closing", "ending", "ended" };
+    static const char *const names[] = { "new", "failing", "accepting", "connecting",
+                                         "activating", "awaiting", "streaming", "draining",
+                                         "replacing", "opening", "sending", "closing",
+                                         "ending", "ended" };
 
     return names[s];
 }
@@ -48,11 +50,20 @@ static void xfer_record(struct transfers *t, struct xfer *x, const char *outcome
                  catalog_last_error(t->catalog));
 }
 
-static void xfer_enter_state(struct xfer *x, enum xfer_state s)
+void xfer_enter_state(struct xfer *x, enum xfer_state s)
 {
     log_debug("transfer", "sid=%s %s -> %s", x->req.sid, xfer_state_name(x->state),
               xfer_state_name(s));
     x->state = s;
+}
+
+void xfer_set_method(struct transfers *t, struct xfer *x, const char *method)
+{
+    x->method = method;
+    if (x->row_id != 0 && keeper_is_connected(t->keeper) &&
+        catalog_transfer_method(t->catalog, x->row_id, method) != 0)
+        log_warn("transfer", "cannot record the method of transfer %" PRId64 ": %s",
+                 x->row_id, catalog_last_error(t->catalog));
 }
 
 void xfer_touch(struct transfers *t, struct xfer *x, uint64_t now)
@@ -62,6 +73,7 @@ void xfer_touch(struct transfers *t, struct xfer *x, uint64_t now)
 
 static void xfer_close_fd(struct xfer *x)
 {
+    xfer_s5b_close(x);
     if (x->fd >= 0)
         close(x->fd);
     x->fd = -1;
@@ -79,14 +91,14 @@ static void xfer_ended(struct transfers *t, struct xfer *x, const char *outcome)
 
 /* ------------------------------------------------------------ sending */
 
-static void xfer_id(const struct xfer *x, char *out, size_t len, const char *step)
+void xfer_id(const struct xfer *x, char *out, size_t len, const char *step)
 {
     snprintf(out, len, "ft%u-%s", x->serial, step);
 }
 
 /* Sends `stanza` from the component's JID (a component must say who
  * speaks) and releases it; false when there is no stream or no stanza. */
-static bool xfer_send(struct transfers *t, xmpp_stanza_t *stanza)
+bool xfer_send(struct transfers *t, xmpp_stanza_t *stanza)
 {
     if (!stanza)
         return false;
@@ -97,7 +109,7 @@ static bool xfer_send(struct transfers *t, xmpp_stanza_t *stanza)
 }
 
 /* Sends session-terminate with `reason` and records the outcome. */
-static void xfer_terminate(struct transfers *t, struct xfer *x, const char *reason,
+void xfer_terminate(struct transfers *t, struct xfer *x, const char *reason,
                            uint64_t now)
 {
     xmpp_ctx_t *ctx = t->conn ? xmpp_conn_get_context(t->conn) : NULL;
@@ -148,7 +160,7 @@ static bool xfer_text_child(xmpp_stanza_t *parent, const char *name, const char 
     return ok;
 }
 
-static bool xfer_set_number(xmpp_stanza_t *el, const char *name, int64_t value)
+bool xfer_set_number(xmpp_stanza_t *el, const char *name, int64_t value)
 {
     char buf[24];
 
@@ -157,7 +169,7 @@ static bool xfer_set_number(xmpp_stanza_t *el, const char *name, int64_t value)
 }
 
 /* <content creator name senders='responder'/> under `jingle`. */
-static xmpp_stanza_t *xfer_content(xmpp_stanza_t *jingle, const struct xfer *x)
+xmpp_stanza_t *xfer_content(xmpp_stanza_t *jingle, const struct xfer *x)
 {
     xmpp_stanza_t *content = stanza_add_element(jingle, "content", NULL);
 
@@ -198,9 +210,13 @@ static void xfer_send_accept(struct transfers *t, struct xfer *x, uint64_t now)
                  xfer_set_number(range, "offset", x->start) &&
                  xfer_set_number(range, "length", x->end - x->start);
     }
-    ok = ok && (transport = stanza_add_element(content, "transport", XMPP_NS_JINGLE_IBB)) &&
-         xfer_set_number(transport, "block-size", x->block_size) &&
-         xmpp_stanza_set_attribute(transport, "sid", x->req.ibb_sid) == XMPP_EOK;
+    if (x->s5b)
+        ok = ok && (transport = stanza_add_element(content, "transport", XMPP_NS_JINGLE_S5B)) &&
+             xfer_s5b_add_candidates(t, x, transport);
+    else
+        ok = ok && (transport = stanza_add_element(content, "transport", XMPP_NS_JINGLE_IBB)) &&
+             xfer_set_number(transport, "block-size", x->block_size) &&
+             xmpp_stanza_set_attribute(transport, "sid", x->req.ibb_sid) == XMPP_EOK;
     if (!ok) {
         xmpp_stanza_release(iq);
         xfer_terminate(t, x, "failed-application", now);
@@ -277,7 +293,7 @@ static void xfer_send_close(struct transfers *t, struct xfer *x, uint64_t now)
 }
 
 /* The bytes are through: session-info <checksum/>, then terminate success. */
-static void xfer_finish(struct transfers *t, struct xfer *x, uint64_t now)
+void xfer_finish(struct transfers *t, struct xfer *x, uint64_t now)
 {
     xmpp_ctx_t *ctx = xmpp_conn_get_context(t->conn);
     xmpp_stanza_t *iq, *jingle, *checksum, *file;
@@ -303,6 +319,15 @@ static void xfer_pump(struct transfers *t, struct xfer *x, uint64_t now)
     while (x->next_offset < x->end &&
            x->in_flight < (unsigned)t->config->transfer_ibb_window &&
            xmpp_conn_send_queue_len(t->conn) < TRANSFER_QUEUE_MAX) {
+        int64_t block = x->end - x->next_offset < x->block_size ? x->end - x->next_offset
+                                                                : x->block_size;
+
+        int64_t allowed = transfers_allowance(t, block, now);
+
+        if (allowed < block) {
+            transfers_give_back(t, allowed);
+            break; /* over the bandwidth cap: a later tick */
+        }
         if (!xfer_send_block(t, x)) {
             xfer_terminate(t, x, "failed-application", now);
             return;
@@ -325,6 +350,78 @@ static void xfer_acked(struct xfer *x)
     x->acked += left < x->block_size ? left : x->block_size;
 }
 
+/* Their transport-replace (already answered): transport-accept with IBB. */
+static void xfer_accept_ibb(struct transfers *t, struct xfer *x, uint64_t now)
+{
+    xmpp_ctx_t *ctx = xmpp_conn_get_context(t->conn);
+    xmpp_stanza_t *iq, *jingle, *content, *transport;
+    char id[64];
+
+    xfer_s5b_close(x);
+    x->s5b = false;
+    xfer_id(x, id, sizeof(id), "x");
+    iq = jingle_iq_new(ctx, x->peer, id, "transport-accept", x->req.sid, &jingle);
+    if (!iq || !(content = xfer_content(jingle, x)) ||
+        !(transport = stanza_add_element(content, "transport", XMPP_NS_JINGLE_IBB)) ||
+        !xfer_set_number(transport, "block-size", x->block_size) ||
+        xmpp_stanza_set_attribute(transport, "sid", x->req.ibb_sid) != XMPP_EOK) {
+        xmpp_stanza_release(iq);
+        xfer_terminate(t, x, "failed-application", now);
+        return;
+    }
+    xfer_send(t, iq);
+    xfer_enter_state(x, XFER_OPENING);
+    xfer_touch(t, x, now);
+}
+
+static void xfer_on_answer(struct transfers *t, struct xfer *x, bool error, const char *step,
+                           uint64_t now)
+{
+    xfer_touch(t, x, now);
+    switch (x->state) {
+    case XFER_ACCEPTING:
+        if (strcmp(step, "a") != 0)
+            break;
+        if (error)
+            xfer_terminate(t, x, "failed-application", now);
+        else
+            xfer_enter_state(x, x->s5b ? XFER_CONNECTING : XFER_OPENING);
+        break;
+    case XFER_ACTIVATING:
+    case XFER_REPLACING:
+        xfer_s5b_on_answer(t, x, error, step, now);
+        break;
+    case XFER_OPENING:
+        if (error && strcmp(step, "x") == 0)
+            xfer_terminate(t, x, "failed-transport", now);
+        break;
+    case XFER_SENDING:
+        if (step[0] != 'd')
+            break;
+        if (error) {
+            xfer_terminate(t, x, "failed-transport", now);
+            break;
+        }
+        xfer_acked(x);
+        xfer_pump(t, x, now);
+        break;
+    case XFER_CLOSING:
+        if (strcmp(step, "c") != 0)
+            break;
+        if (error)
+            xfer_terminate(t, x, "failed-transport", now);
+        else
+            xfer_finish(t, x, now);
+        break;
+    case XFER_ENDING:
+        if (strcmp(step, "t") == 0)
+            xfer_ended(t, x, "success"); /* recorded when it was sent */
+        break;
+    default:
+        break;
+    }
+}
+
 /* The one place a session's state changes on an event. */
 void xfer_dispatch(struct transfers *t, struct xfer *x, enum xfer_event ev, const char *arg,
                    uint64_t now)
@@ -343,57 +440,48 @@ void xfer_dispatch(struct transfers *t, struct xfer *x, enum xfer_event ev, cons
         case XFER_SENDING:
             xfer_pump(t, x, now);
             break;
+        case XFER_ACCEPTING:
+        case XFER_CONNECTING:
+        case XFER_ACTIVATING:
+        case XFER_AWAITING:
+        case XFER_STREAMING:
+        case XFER_DRAINING:
+            if (x->s5b)
+                xfer_s5b_tick(t, x, now);
+            break;
         default:
             break;
         }
         break;
     case XFER_EV_RESULT:
     case XFER_EV_ERROR:
-        xfer_touch(t, x, now);
-        switch (x->state) {
-        case XFER_ACCEPTING:
-            if (strcmp(arg, "a") != 0)
-                break;
-            if (ev == XFER_EV_ERROR)
-                xfer_terminate(t, x, "failed-application", now);
-            else
-                xfer_enter_state(x, XFER_OPENING);
-            break;
-        case XFER_SENDING:
-            if (arg[0] != 'd')
-                break;
-            if (ev == XFER_EV_ERROR) {
-                xfer_terminate(t, x, "failed-transport", now);
-                break;
-            }
-            xfer_acked(x);
-            xfer_pump(t, x, now);
-            break;
-        case XFER_CLOSING:
-            if (strcmp(arg, "c") != 0)
-                break;
-            if (ev == XFER_EV_ERROR)
-                xfer_terminate(t, x, "failed-transport", now);
-            else
-                xfer_finish(t, x, now);
-            break;
-        case XFER_ENDING:
-            if (strcmp(arg, "t") == 0)
-                xfer_ended(t, x, "success"); /* recorded when it was sent */
-            break;
-        default:
-            break;
-        }
+        xfer_on_answer(t, x, ev == XFER_EV_ERROR, arg, now);
         break;
     case XFER_EV_OPEN:
         xfer_touch(t, x, now);
-        if (x->state == XFER_OPENING)
+        if (x->state == XFER_OPENING || x->state == XFER_REPLACING) {
+            if (!x->method || strcmp(x->method, "ibb") != 0)
+                xfer_set_method(t, x, "ibb");
             xfer_enter_state(x, XFER_SENDING); /* blocks follow at the next tick */
+        }
         break;
     case XFER_EV_CLOSE:
         /* Closed under us: the requester gave up on the bytes. */
         if (x->state == XFER_OPENING || x->state == XFER_SENDING)
             xfer_terminate(t, x, "cancel", now);
+        break;
+    case XFER_EV_REPORT:
+        xfer_touch(t, x, now);
+        if (x->s5b)
+            xfer_s5b_on_report(t, x, x->report, now);
+        break;
+    case XFER_EV_REPLACE:
+        xfer_accept_ibb(t, x, now);
+        break;
+    case XFER_EV_TRANSPORT_ACCEPT:
+        xfer_touch(t, x, now);
+        if (x->state == XFER_REPLACING)
+            xfer_enter_state(x, XFER_OPENING);
         break;
     case XFER_EV_TERMINATE:
         xfer_ended(t, x, arg);

@@ -115,7 +115,6 @@ bool jingle_request_parse(xmpp_stanza_t *jingle, struct jingle_request *out,
 {
     xmpp_stanza_t *content = NULL, *desc, *file, *transport;
     const char *senders, *tns;
-    int64_t block;
     int contents = 0;
 
     memset(out, 0, sizeof(*out));
@@ -150,24 +149,136 @@ bool jingle_request_parse(xmpp_stanza_t *jingle, struct jingle_request *out,
         return jingle_refuse(why, "modify", "bad-request", "the description needs a <file/>");
     if (!jingle_file_parse(file, out, why))
         return false;
-    transport = NULL;
-    for (xmpp_stanza_t *c = xmpp_stanza_get_children(content); c; c = xmpp_stanza_get_next(c))
-        if (xmpp_stanza_is_tag(c) && strcmp(xmpp_stanza_get_name(c), "transport") == 0)
-            transport = c;
-    tns = transport ? xmpp_stanza_get_ns(transport) : NULL;
-    if (!tns)
+    transport = jingle_transport(jingle, &tns);
+    if (!transport || !tns)
         return jingle_refuse(why, "modify", "bad-request", "the content needs a transport");
-    if (strcmp(tns, XMPP_NS_JINGLE_IBB) != 0)
-        return jingle_refuse(why, "cancel", "feature-not-implemented",
-                             "the only transport served is " XMPP_NS_JINGLE_IBB);
-    if (!jingle_attr(transport, "sid", out->ibb_sid, sizeof(out->ibb_sid)) ||
+    if (strcmp(tns, XMPP_NS_JINGLE_IBB) == 0) {
+        if (!jingle_ibb_parse(transport, out->ibb_sid, &out->block_size, why))
+            return false;
+        out->transport_ibb = true;
+        return true;
+    }
+    if (strcmp(tns, XMPP_NS_JINGLE_S5B) == 0) {
+        if (!jingle_s5b_parse(transport, &out->s5b, why))
+            return false;
+        out->transport_s5b = true;
+        return true;
+    }
+    return jingle_refuse(why, "cancel", "feature-not-implemented",
+                         "the transports served are " XMPP_NS_JINGLE_S5B " and "
+                         XMPP_NS_JINGLE_IBB);
+}
+
+xmpp_stanza_t *jingle_transport(xmpp_stanza_t *jingle, const char **ns)
+{
+    *ns = NULL;
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(jingle); c; c = xmpp_stanza_get_next(c)) {
+        if (!xmpp_stanza_is_tag(c) || strcmp(xmpp_stanza_get_name(c), "content") != 0)
+            continue;
+        for (xmpp_stanza_t *t = xmpp_stanza_get_children(c); t; t = xmpp_stanza_get_next(t))
+            if (xmpp_stanza_is_tag(t) && strcmp(xmpp_stanza_get_name(t), "transport") == 0) {
+                *ns = xmpp_stanza_get_ns(t);
+                return t;
+            }
+        return NULL;
+    }
+    return NULL;
+}
+
+bool jingle_ibb_parse(xmpp_stanza_t *transport, char sid[JINGLE_TEXT_MAX], unsigned *block_size,
+                      struct jingle_refusal *why)
+{
+    int64_t block;
+
+    if (!jingle_attr(transport, "sid", sid, JINGLE_TEXT_MAX) ||
         !jingle_number(xmpp_stanza_get_attribute(transport, "block-size"), 65535, &block) ||
         block == 0)
         return jingle_refuse(why, "modify", "bad-request",
                              "an IBB transport needs a sid and a block-size of 1-65535");
-    out->transport_ibb = true;
-    out->block_size = (unsigned)block;
+    *block_size = (unsigned)block;
     return true;
+}
+
+/* Reads one <candidate/>; false when it lacks what a candidate needs. */
+static bool jingle_candidate_parse(xmpp_stanza_t *el, struct jingle_candidate *out)
+{
+    const char *type = xmpp_stanza_get_attribute(el, "type");
+    int64_t port, priority;
+
+    memset(out, 0, sizeof(*out));
+    if (!jingle_attr(el, "cid", out->cid, sizeof(out->cid)) ||
+        !jingle_attr(el, "host", out->host, sizeof(out->host)) ||
+        !jingle_attr(el, "jid", out->jid, sizeof(out->jid)) ||
+        !jingle_number(xmpp_stanza_get_attribute(el, "port"), 65535, &port) || port == 0 ||
+        !jingle_number(xmpp_stanza_get_attribute(el, "priority"), UINT32_MAX, &priority))
+        return false;
+    out->port = (int)port;
+    out->priority = (uint32_t)priority;
+    out->proxy = type && strcmp(type, "proxy") == 0;
+    return true;
+}
+
+bool jingle_s5b_parse(xmpp_stanza_t *transport, struct jingle_s5b *out,
+                      struct jingle_refusal *why)
+{
+    const char *mode = xmpp_stanza_get_attribute(transport, "mode");
+
+    memset(out, 0, sizeof(*out));
+    if (!jingle_attr(transport, "sid", out->sid, sizeof(out->sid)))
+        return jingle_refuse(why, "modify", "bad-request", "a SOCKS5 transport needs a sid");
+    if (mode && strcmp(mode, "tcp") != 0)
+        return jingle_refuse(why, "cancel", "feature-not-implemented",
+                             "SOCKS5 bytestreams are served in mode 'tcp' only");
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(transport); c; c = xmpp_stanza_get_next(c)) {
+        struct jingle_candidate cand;
+        size_t at;
+
+        if (!xmpp_stanza_is_tag(c) || strcmp(xmpp_stanza_get_name(c), "candidate") != 0)
+            continue;
+        if (!jingle_candidate_parse(c, &cand))
+            return jingle_refuse(why, "modify", "bad-request",
+                                 "a candidate needs cid, host, jid, port and priority");
+        /* Kept best first; beyond the table, the lowest priorities are dropped. */
+        at = out->count;
+        while (at > 0 && out->candidates[at - 1].priority < cand.priority)
+            at--;
+        if (at >= JINGLE_CANDIDATES_MAX)
+            continue;
+        if (out->count == JINGLE_CANDIDATES_MAX)
+            out->count--;
+        memmove(&out->candidates[at + 1], &out->candidates[at],
+                (out->count - at) * sizeof(out->candidates[0]));
+        out->candidates[at] = cand;
+        out->count++;
+    }
+    return true;
+}
+
+enum jingle_s5b_info jingle_s5b_info_parse(xmpp_stanza_t *jingle, const char *sid,
+                                           char cid[JINGLE_TEXT_MAX])
+{
+    const char *ns, *tsid;
+    xmpp_stanza_t *transport = jingle_transport(jingle, &ns);
+
+    cid[0] = '\0';
+    if (!transport || !ns || strcmp(ns, XMPP_NS_JINGLE_S5B) != 0 ||
+        !(tsid = xmpp_stanza_get_attribute(transport, "sid")) || strcmp(tsid, sid) != 0)
+        return JINGLE_S5B_UNKNOWN;
+    for (xmpp_stanza_t *c = xmpp_stanza_get_children(transport); c; c = xmpp_stanza_get_next(c)) {
+        const char *name = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_name(c) : "";
+
+        if (strcmp(name, "candidate-used") == 0)
+            return jingle_attr(c, "cid", cid, JINGLE_TEXT_MAX) ? JINGLE_S5B_CANDIDATE_USED
+                                                               : JINGLE_S5B_UNKNOWN;
+        if (strcmp(name, "activated") == 0)
+            return jingle_attr(c, "cid", cid, JINGLE_TEXT_MAX) ? JINGLE_S5B_ACTIVATED
+                                                               : JINGLE_S5B_UNKNOWN;
+        if (strcmp(name, "candidate-error") == 0)
+            return JINGLE_S5B_CANDIDATE_ERROR;
+        if (strcmp(name, "proxy-error") == 0)
+            return JINGLE_S5B_PROXY_ERROR;
+    }
+    return JINGLE_S5B_UNKNOWN;
 }
 
 xmpp_stanza_t *jingle_iq_new(xmpp_ctx_t *ctx, const char *to, const char *id,

@@ -7,7 +7,10 @@ Prints medians and percentiles; asserts nothing.
 
 Sizes (environment): BENCH_ITEMS=5000 revision items, BENCH_WINDOW=32 IQs in
 flight for the raw loop (filerepod's own window), BENCH_SAMPLES=200
-latency samples, BENCH_RUNS=3.
+latency samples, BENCH_RUNS=3.  The raw loops: items into one node (as
+many items, and as many IQs), and the daemon's own publishes done by a
+bare client (each revision's leaf, and a change feed keeping
+xmpp.change_feed_max_items).
 
 Throughput (with the change feed, and with xmpp.change_feed off): 5,000
 files are indexed and published once (nodes created);
@@ -35,6 +38,7 @@ ITEMS = int(os.environ.get("BENCH_ITEMS", "5000"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "32"))
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+FEED_MAX = 1000  # xmpp.change_feed_max_items, the daemon's default
 EVENT = NS["pubsub_event"]
 ENTRY = ("<entry xmlns='http://jabber.org/protocol/fileshare#item_metadata'><size>42</size>"
          "<modified>2026-01-01T00:00:00Z</modified><checksum type='sha256'>"
@@ -87,6 +91,40 @@ def raw_loop(env, count):
         took = pipelined(c, stanzas, WINDOW)
         c.iq(f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub_owner']}'>"
              f"<delete node='{node}'/></pubsub></iq>")
+    finally:
+        c.close()
+    return count / took
+
+
+def raw_same_work(env, count, feed_max):
+    """Revisions per second of a client doing filerepod's publishing work
+    and nothing else: per revision one item on the revision's own leaf (the
+    leaves exist, as in the daemon's measured pass) and one on a change-feed
+    leaf keeping `feed_max` items."""
+    service = env["XMPP_PUBSUB_JID"]
+    tag = uuid.uuid4().hex[:8]
+    feed = f"bench-{tag}#changes"
+    nodes = [f"bench-{tag}/f{i:05d}" for i in range(count)]
+    form = ("<configure><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' "
+            "type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>"
+            "<field var='pubsub#max_items'><value>%s</value></field></x></configure>")
+    c = client(env)
+    try:
+        pipelined(c, [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
+                      f"<create node='{n}'/>{form % 'max'}</pubsub></iq>" for n in nodes]
+                  + [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
+                     f"<create node='{feed}'/>{form % feed_max}</pubsub></iq>"], WINDOW)
+        stanzas = []
+        for i, n in enumerate(nodes):
+            stanzas.append(f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
+                           f"<publish node='{n}'><item id='r{i}'>{ENTRY}</item></publish>"
+                           f"</pubsub></iq>")
+            stanzas.append(f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
+                           f"<publish node='{feed}'><item id='c{i}'>{ENTRY}</item></publish>"
+                           f"</pubsub></iq>")
+        took = pipelined(c, stanzas, WINDOW)
+        pipelined(c, [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub_owner']}'>"
+                      f"<delete node='{n}'/></pubsub></iq>" for n in nodes + [feed]], WINDOW)
     finally:
         c.close()
     return count / took
@@ -208,20 +246,26 @@ def pct(values, p):
 
 def main():
     env = load_services_env()
-    raw_items, raw_iqs, ours, bare = [], [], [], []
+    raw_items, raw_iqs, raw_same, ours, bare = [], [], [], [], []
     for run in range(RUNS):
         raw_items.append(raw_loop(env, ITEMS))
         raw_iqs.append(raw_loop(env, 2 * ITEMS))
+        raw_same.append(raw_same_work(env, ITEMS, FEED_MAX))
         ours.append(daemon_throughput(env))
         bare.append(daemon_throughput(env, feed=False))
         print(f"run {run + 1}: raw loop {raw_items[-1]:.0f} items/s ({raw_iqs[-1]:.0f} items/s "
-              f"over {2 * ITEMS}), filerepod {ours[-1]:.0f} revision items/s "
-              f"({2 * ours[-1]:.0f} IQs/s), without the change feed {bare[-1]:.0f}/s", flush=True)
+              f"over {2 * ITEMS}; {raw_same[-1]:.0f} revisions/s doing the daemon's work), "
+              f"filerepod {ours[-1]:.0f} revision items/s ({2 * ours[-1]:.0f} IQs/s), "
+              f"without the change feed {bare[-1]:.0f}/s", flush=True)
     r, o = statistics.median(raw_items), statistics.median(ours)
     ri, b = statistics.median(raw_iqs), statistics.median(bare)
-    print(f"throughput (median of {RUNS}): raw loop {r:.0f} items/s; filerepod {o:.0f} revision "
-          f"items/s = {100 * o / r:.0f}% of it; counting IQs (item + feed item per revision) "
-          f"{2 * o:.0f} IQs/s = {100 * 2 * o / ri:.0f}% of the raw loop's {ri:.0f} IQs/s; "
+    rs = statistics.median(raw_same)
+    print(f"throughput (median of {RUNS}): raw loop {r:.0f} items/s into one node; "
+          f"filerepod {o:.0f} revision items/s = {100 * o / r:.0f}% of it; "
+          f"counting IQs (item + feed item per revision) {2 * o:.0f} IQs/s = "
+          f"{100 * 2 * o / ri:.0f}% of the raw loop's {ri:.0f} IQs/s; "
+          f"against a raw loop doing the same publishes (each revision's leaf and a feed "
+          f"keeping {FEED_MAX}) {rs:.0f} revisions/s: {100 * o / rs:.0f}%; "
           f"with xmpp.change_feed off {b:.0f} revision items/s = {100 * b / r:.0f}%")
     samples = latency(env)
     print(f"latency close() -> notification, settle 0, {len(samples)} samples: "

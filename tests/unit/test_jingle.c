@@ -163,12 +163,121 @@ static void test_jingle__not_served(void **state)
     refused("<content creator='initiator' name='c' senders='responder'>"
             "<description xmlns='urn:xmpp:jingle:apps:rtp:1'/>" IBB "</content>",
             "feature-not-implemented");
-    /* SOCKS5 is not served yet. */
+    /* SOCKS5 over UDP, and an unknown transport. */
     refused(CONTENT("<name>r/f</name>", "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' "
-                    "sid='x'/>"), "feature-not-implemented");
+                    "sid='x' mode='udp'/>"), "feature-not-implemented");
+    refused(CONTENT("<name>r/f</name>", "<transport xmlns='urn:xmpp:jingle:transports:ice-udp:1'"
+                    "/>"), "feature-not-implemented");
     /* Two files at once. */
     refused(CONTENT("<name>r/f</name>", IBB) CONTENT("<name>r/g</name>", IBB),
             "feature-not-implemented");
+}
+
+#define CAND(cid, host, port, prio, type) \
+    "<candidate cid='" cid "' host='" host "' jid='a@b/c' port='" port "' priority='" prio \
+    "' type='" type "'/>"
+
+static void test_jingle__s5b(void **state)
+{
+    struct jingle_request req;
+    struct jingle_refusal why;
+    char body[4096];
+    size_t n;
+
+    (void)state;
+    /* Candidates kept best first, whatever their order in the offer. */
+    assert_true(parse(CONTENT("<name>r/f</name>",
+                              "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' sid='t1' "
+                              "mode='tcp' dstaddr='x'>"
+                              CAND("p", "10.0.0.9", "7777", "655360", "proxy")
+                              CAND("d", "127.0.0.1", "5086", "8257536", "direct")
+                              CAND("a", "::1", "5087", "7864320", "assisted") "</transport>"),
+                      &req, &why));
+    assert_true(req.transport_s5b);
+    assert_false(req.transport_ibb);
+    assert_string_equal(req.s5b.sid, "t1");
+    assert_int_equal(req.s5b.count, 3);
+    assert_string_equal(req.s5b.candidates[0].cid, "d");
+    assert_string_equal(req.s5b.candidates[0].host, "127.0.0.1");
+    assert_int_equal(req.s5b.candidates[0].port, 5086);
+    assert_false(req.s5b.candidates[0].proxy);
+    assert_string_equal(req.s5b.candidates[1].cid, "a");
+    assert_string_equal(req.s5b.candidates[2].cid, "p");
+    assert_true(req.s5b.candidates[2].proxy);
+
+    /* No candidate at all is an offer too (the requester reaches ours). */
+    assert_true(parse(CONTENT("<name>r/f</name>",
+                              "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' sid='t2'/>"),
+                      &req, &why));
+    assert_int_equal(req.s5b.count, 0);
+
+    /* More than the table holds: the lowest priorities are dropped. */
+    n = (size_t)snprintf(body, sizeof(body), "%s",
+                         "<content creator='initiator' name='c1' senders='responder'>"
+                         "<description xmlns='urn:xmpp:jingle:apps:file-transfer:5'><file>"
+                         "<name>r/f</name></file></description>"
+                         "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' sid='t3'>");
+    for (int i = 0; i < JINGLE_CANDIDATES_MAX + 4; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n,
+                              "<candidate cid='c%d' host='127.0.0.1' jid='a@b/c' port='%d' "
+                              "priority='%d' type='direct'/>", i, 1000 + i, 100 + i);
+    snprintf(body + n, sizeof(body) - n, "</transport></content>");
+    assert_true(parse(body, &req, &why));
+    assert_int_equal(req.s5b.count, JINGLE_CANDIDATES_MAX);
+    assert_string_equal(req.s5b.candidates[0].cid, "c11");
+    assert_int_equal(req.s5b.candidates[JINGLE_CANDIDATES_MAX - 1].priority, 104);
+
+    /* Malformed candidates and transports. */
+    refused(CONTENT("<name>r/f</name>", "<transport xmlns='urn:xmpp:jingle:transports:s5b:1'/>"),
+            "bad-request");
+    refused(CONTENT("<name>r/f</name>", "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' "
+                    "sid='t'>" CAND("d", "127.0.0.1", "0", "1", "direct") "</transport>"),
+            "bad-request");
+    refused(CONTENT("<name>r/f</name>", "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' "
+                    "sid='t'>" CAND("d", "127.0.0.1", "70000", "1", "direct") "</transport>"),
+            "bad-request");
+    refused(CONTENT("<name>r/f</name>", "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' "
+                    "sid='t'>" CAND("d", "127.0.0.1", "1", "-5", "direct") "</transport>"),
+            "bad-request");
+    refused(CONTENT("<name>r/f</name>", "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' "
+                    "sid='t'><candidate cid='d' port='1' priority='1'/></transport>"),
+            "bad-request");
+}
+
+static void test_jingle__s5b_info(void **state)
+{
+    static const struct {
+        const char *payload;
+        const char *sid;
+        enum jingle_s5b_info info;
+        const char *cid;
+    } cases[] = {
+        { "<candidate-used cid='x1'/>", "t1", JINGLE_S5B_CANDIDATE_USED, "x1" },
+        { "<candidate-used/>", "t1", JINGLE_S5B_UNKNOWN, "" },
+        { "<candidate-error/>", "t1", JINGLE_S5B_CANDIDATE_ERROR, "" },
+        { "<activated cid='p'/>", "t1", JINGLE_S5B_ACTIVATED, "p" },
+        { "<proxy-error/>", "t1", JINGLE_S5B_PROXY_ERROR, "" },
+        { "<candidate-error/>", "other", JINGLE_S5B_UNKNOWN, "" },
+        { "<whatever/>", "t1", JINGLE_S5B_UNKNOWN, "" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char text[1024], cid[JINGLE_TEXT_MAX];
+        xmpp_stanza_t *jingle;
+
+        snprintf(text, sizeof(text),
+                 "<jingle xmlns='urn:xmpp:jingle:1' action='transport-info' sid='s1'>"
+                 "<content creator='initiator' name='c1'>"
+                 "<transport xmlns='urn:xmpp:jingle:transports:s5b:1' sid='t1'>%s</transport>"
+                 "</content></jingle>", cases[i].payload);
+        jingle = xmpp_stanza_new_from_string(ctx, text);
+        assert_non_null(jingle);
+        assert_int_equal(jingle_s5b_info_parse(jingle, cases[i].sid, cid), cases[i].info);
+        if (cases[i].info != JINGLE_S5B_UNKNOWN)
+            assert_string_equal(cid, cases[i].cid);
+        xmpp_stanza_release(jingle);
+    }
 }
 
 static void test_jingle__no_sid(void **state)
@@ -212,6 +321,8 @@ int main(void)
         cmocka_unit_test(test_jingle__by_hash_with_range),
         cmocka_unit_test(test_jingle__malformed),
         cmocka_unit_test(test_jingle__not_served),
+        cmocka_unit_test(test_jingle__s5b),
+        cmocka_unit_test(test_jingle__s5b_info),
         cmocka_unit_test(test_jingle__no_sid),
         cmocka_unit_test(test_jingle__builders),
     };
