@@ -71,7 +71,7 @@ static const char *const service_jingle_features[] = {
 
 /* What a sipub <start/> leads to: an SI (XEP-0095) file-transfer (XEP-0096) offer. */
 static const char *const service_sipub_features[] = { XMPP_NS_SI, XMPP_NS_SI_FILE_TRANSFER,
-                                                      NULL };
+                                                      XMPP_NS_BYTESTREAMS, NULL };
 
 /* What a listing serves with it: XEP-0059 paging. */
 static const char *const service_fis_features[] = { XMPP_NS_RSM, NULL };

@@ -88,8 +88,10 @@ static int sipub_on_answer(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userd
     (void)conn;
     if (!type || !id || !from || strncmp(id, "sp", 2) != 0 ||
         (strcmp(type, "result") != 0 && strcmp(type, "error") != 0) ||
-        sscanf(id, "sp%u-%15s", &serial, step) != 2 || !(x = sipub_by_serial(s, serial)) ||
-        strcmp(from, x->peer) != 0)
+        sscanf(id, "sp%u-%15s", &serial, step) != 2 || !(x = sipub_by_serial(s, serial)))
+        return 1;
+    /* The activation is answered by the proxy; everything else by the requester. */
+    if (strcmp(from, strcmp(step, "v") == 0 ? x->proxy.jid : x->peer) != 0)
         return 1;
     error = strcmp(type, "error") == 0;
     if (error)
@@ -199,7 +201,7 @@ xmpp_stanza_t *transfers_on_sipub(struct transfers *t, xmpp_stanza_t *iq, xmpp_s
     }
     if (!(x = calloc(1, sizeof(*x))))
         return stanza_iq_error(ctx, iq, "wait", "resource-constraint", NULL);
-    x->fd = -1;
+    x->fd = x->in.fd = x->out.fd = x->data_fd = -1;
     x->serial = ++s->serial;
     snprintf(x->peer, sizeof(x->peer), "%s", from);
     if (sipub_new_sid(x->sid, x->serial) != 0) {
@@ -222,8 +224,7 @@ xmpp_stanza_t *transfers_on_sipub(struct transfers *t, xmpp_stanza_t *iq, xmpp_s
         return stanza_iq_error(ctx, iq, "wait", "resource-constraint", NULL);
     }
     xmpp_stanza_release(starting);
-    /* SOCKS5 joins the offer once the daemon has its own bytestreams. */
-    x->offered = SI_METHOD_IBB;
+    x->offered = SI_METHOD_IBB | sipub_s5b_available(s);
     x->block_size = (unsigned)t->config->transfer_ibb_block_size;
     x->end = x->file.size;
     x->state = SIPUB_NEW;
@@ -295,13 +296,18 @@ int sipub_timeout_ms(const struct sipub *s, uint64_t now_ms)
             until = x->deadline_ms > now_ms ? (int)(x->deadline_ms - now_ms) : 0;
         if (timeout < 0 || until < timeout)
             timeout = until;
+        until = sipub_s5b_timeout(s, x, now_ms);
+        if (until >= 0 && until < timeout)
+            timeout = until;
     }
     return timeout;
 }
 
-void sipub_run(struct sipub *s, uint64_t now)
+void sipub_run(struct sipub *s, const struct pollfd *fds, size_t count, uint64_t now)
 {
     struct sipub_session **link = &s->sessions;
+
+    sipub_take_revents(s, fds, count);
 
     for (struct sipub_session *x = s->sessions; x; x = x->next) {
         if (!s->conn)

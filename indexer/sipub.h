@@ -20,12 +20,14 @@
 #ifndef FILEREPO_SIPUB_H
 #define FILEREPO_SIPUB_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <strophe.h>
 
 struct sipub;
 struct transfers;
+struct s5_stream;
 
 /**
  * Creates the sipub sessions of `transfers` (borrowed: its config, store,
@@ -60,13 +62,30 @@ xmpp_stanza_t *sipub_on_ibb(struct sipub *sipub, xmpp_stanza_t *iq, xmpp_stanza_
 /** The daemon is stopping: every session closes its bytestream and is recorded. */
 void sipub_stop(struct sipub *sipub, uint64_t now_ms);
 
-/** Sessions under way. */
+/** Sessions under way (Jingle's are counted by the transfers). */
 size_t sipub_count(const struct sipub *sipub);
 
 /** Returns how many ms may pass before sipub_run() must be called (-1: none). */
 int sipub_timeout_ms(const struct sipub *sipub, uint64_t now_ms);
 
-/** Does what is due. */
-void sipub_run(struct sipub *sipub, uint64_t now_ms);
+/**
+ * Does what is due; `fds` (count entries) are this turn's poll results,
+ * those of the sipub sockets among them (see sipub_pollfds()).
+ */
+void sipub_run(struct sipub *sipub, const struct pollfd *fds, size_t count, uint64_t now_ms);
+
+/**
+ * Writes the sockets of the SOCKS5 bytestreams under way, with the events
+ * they wait for, into fds (at most max); returns how many.
+ */
+size_t sipub_pollfds(const struct sipub *sipub, struct pollfd *fds, size_t max);
+
+/**
+ * A connection to the daemon's SOCKS5 listener that no Jingle session
+ * claimed, in S5_REQUESTED: when its DST.ADDR is that of a sipub
+ * bytestream offered with the listener as a streamhost, grants it, takes
+ * it (pending->fd becomes -1) and returns 1; else returns 0.
+ */
+int sipub_s5b_claim(struct sipub *sipub, struct s5_stream *pending);
 
 #endif

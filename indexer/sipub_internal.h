@@ -23,6 +23,10 @@ enum sipub_state {
     SIPUB_OPENING,  /* IBB <open/> sent, awaiting its result */
     SIPUB_SENDING,  /* blocks going out */
     SIPUB_CLOSING,  /* IBB <close/> sent after the last block, awaiting its result */
+    SIPUB_S5B_OFFERED, /* SOCKS5 streamhosts sent, awaiting <streamhost-used/> */
+    SIPUB_ACTIVATING,  /* the proxy was used: connecting to it, then activating */
+    SIPUB_STREAMING,   /* SOCKS5: the bytes going out on the socket */
+    SIPUB_DRAINING,    /* SOCKS5: all written; waiting for the peer to take them */
     SIPUB_ENDED,    /* recorded; to be freed */
 };
 
@@ -48,6 +52,7 @@ struct sipub_session {
     unsigned block_size;                /* IBB block-size of our <open/> */
     int fd;                             /* the content store object, or -1 */
     int64_t start, end;                 /* byte range sent: [start, end) */
+    bool ranged;                        /* the range has a length (recorded) */
     int64_t next_offset;                /* of the next block to read */
     int64_t acked;                      /* bytes acknowledged */
     unsigned in_flight;                 /* blocks awaiting their result */
@@ -55,6 +60,15 @@ struct sipub_session {
     uint64_t deadline_ms;               /* idle timeout */
     int64_t row_id;                     /* its transfer row */
     bool recorded;                      /* its outcome is written */
+
+    /* SOCKS5 (XEP-0065): the daemon is the initiator, the requester the target. */
+    char dst[S5_DST_LEN + 1];           /* SHA-1(sid + our JID + theirs) */
+    bool direct_offered;                /* our listener is a streamhost */
+    struct xfer_proxy proxy;            /* the proxy offered as a streamhost */
+    struct s5_stream in;                /* their connection to our listener */
+    struct s5_stream out;               /* ours to the proxy */
+    short in_revents, out_revents;      /* poll results of this turn */
+    int data_fd;                        /* the socket carrying the bytes (owned by in/out) */
 };
 
 struct sipub {
@@ -69,5 +83,22 @@ struct sipub {
 void sipub_touch(struct sipub *s, struct sipub_session *x, uint64_t now);
 void sipub_dispatch(struct sipub *s, struct sipub_session *x, enum sipub_event ev,
                     const char *step, xmpp_stanza_t *stanza, uint64_t now);
+
+/* Shared by the session's halves (sipub_session.c). */
+void sipub_enter_state(struct sipub_session *x, enum sipub_state s);
+void sipub_end(struct sipub *s, struct sipub_session *x, const char *outcome);
+void sipub_id(const struct sipub_session *x, char *out, size_t len, const char *step);
+bool sipub_send(struct sipub *s, xmpp_stanza_t *stanza);
+void sipub_record_method(struct sipub *s, struct sipub_session *x, const char *method);
+
+/* SOCKS5 (sipub_s5b.c). */
+unsigned sipub_s5b_available(const struct sipub *s);
+void sipub_s5b_offer(struct sipub *s, struct sipub_session *x, uint64_t now);
+void sipub_s5b_on_answer(struct sipub *s, struct sipub_session *x, bool error,
+                         const char *step, xmpp_stanza_t *stanza, uint64_t now);
+void sipub_s5b_tick(struct sipub *s, struct sipub_session *x, uint64_t now);
+int sipub_s5b_timeout(const struct sipub *s, const struct sipub_session *x, uint64_t now);
+void sipub_s5b_close(struct sipub_session *x);
+void sipub_take_revents(struct sipub *s, const struct pollfd *fds, size_t count);
 
 #endif

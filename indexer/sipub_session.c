@@ -37,12 +37,13 @@
 static const char *sipub_state_name(enum sipub_state s)
 {
     static const char *const names[] = { "new", "offering", "opening", "sending", "closing",
-                                         "ended" };
+                                         "s5b-offered", "activating", "streaming",
+                                         "draining", "ended" };
 
     return names[s];
 }
 
-static void sipub_enter_state(struct sipub_session *x, enum sipub_state s)
+void sipub_enter_state(struct sipub_session *x, enum sipub_state s)
 {
     log_debug("sipub", "sid=%s %s -> %s", x->sid, sipub_state_name(x->state),
               sipub_state_name(s));
@@ -55,7 +56,7 @@ void sipub_touch(struct sipub *s, struct sipub_session *x, uint64_t now)
 }
 
 /* Records the outcome once, closes the file, and leaves for ENDED. */
-static void sipub_end(struct sipub *s, struct sipub_session *x, const char *outcome)
+void sipub_end(struct sipub *s, struct sipub_session *x, const char *outcome)
 {
     struct transfers *t = s->transfers;
 
@@ -73,6 +74,7 @@ static void sipub_end(struct sipub *s, struct sipub_session *x, const char *outc
     if (x->fd >= 0)
         close(x->fd);
     x->fd = -1;
+    sipub_s5b_close(x);
     if (s->count > 0)
         s->count--;
     sipub_enter_state(x, SIPUB_ENDED);
@@ -80,14 +82,14 @@ static void sipub_end(struct sipub *s, struct sipub_session *x, const char *outc
 
 /* ------------------------------------------------------------ sending */
 
-static void sipub_id(const struct sipub_session *x, char *out, size_t len, const char *step)
+void sipub_id(const struct sipub_session *x, char *out, size_t len, const char *step)
 {
     snprintf(out, len, "sp%u-%s", x->serial, step);
 }
 
 /* Sends `stanza` from the component's JID and releases it; false when
  * there is no stream or no stanza. */
-static bool sipub_send(struct sipub *s, xmpp_stanza_t *stanza)
+bool sipub_send(struct sipub *s, xmpp_stanza_t *stanza)
 {
     bool sent = false;
 
@@ -212,7 +214,6 @@ static void sipub_pump(struct sipub *s, struct sipub_session *x, uint64_t now)
 static void sipub_chosen(struct sipub *s, struct sipub_session *x, xmpp_stanza_t *result,
                          uint64_t now)
 {
-    struct transfers *t = s->transfers;
     struct si_choice choice;
     struct si_refusal why;
 
@@ -232,14 +233,26 @@ static void sipub_chosen(struct sipub *s, struct sipub_session *x, xmpp_stanza_t
     if (choice.length >= 0 && choice.length < x->end - x->start)
         x->end = x->start + choice.length;
     x->next_offset = x->start;
-    if (!keeper_is_connected(t->keeper) ||
-        catalog_sipub_method(t->catalog, x->row_id, "ibb", x->start,
-                             choice.length >= 0 ? x->end - x->start : -1) != 0)
-        log_warn("sipub", "cannot record the method of transfer %" PRId64 ": %s", x->row_id,
-                 catalog_last_error(t->catalog));
+    x->ranged = choice.length >= 0;
     log_info("sipub", "sid=%s: %s chose %s, bytes %" PRId64 "-%" PRId64, x->sid, x->peer,
              si_method_ns(x->method), x->start, x->end);
+    if (x->method == SI_METHOD_S5B) {
+        sipub_s5b_offer(s, x, now); /* the method is recorded once a streamhost is used */
+        return;
+    }
+    sipub_record_method(s, x, "ibb");
     sipub_send_open(s, x, now);
+}
+
+void sipub_record_method(struct sipub *s, struct sipub_session *x, const char *method)
+{
+    struct transfers *t = s->transfers;
+
+    if (!keeper_is_connected(t->keeper) ||
+        catalog_sipub_method(t->catalog, x->row_id, method, x->start,
+                             x->ranged ? x->end - x->start : -1) != 0)
+        log_warn("sipub", "cannot record the method of transfer %" PRId64 ": %s", x->row_id,
+                 catalog_last_error(t->catalog));
 }
 
 /* An error to our offer: declined, or no stream method in common. */
@@ -284,6 +297,12 @@ static void sipub_acked(struct sipub_session *x)
 
 /* ------------------------------------------------------------ dispatch */
 
+/* Every byte went: acknowledged (IBB) or written to the socket (SOCKS5). */
+static bool sipub_all_sent(const struct sipub_session *x)
+{
+    return x->state == SIPUB_CLOSING || x->state == SIPUB_DRAINING;
+}
+
 static void sipub_on_answer(struct sipub *s, struct sipub_session *x, bool error,
                             const char *step, xmpp_stanza_t *stanza, uint64_t now)
 {
@@ -319,6 +338,10 @@ static void sipub_on_answer(struct sipub *s, struct sipub_session *x, bool error
         if (strcmp(step, "c") == 0)
             sipub_end(s, x, "success"); /* every byte was acknowledged */
         break;
+    case SIPUB_S5B_OFFERED:
+    case SIPUB_ACTIVATING:
+        sipub_s5b_on_answer(s, x, error, step, stanza, now);
+        break;
     default:
         break;
     }
@@ -337,6 +360,12 @@ void sipub_dispatch(struct sipub *s, struct sipub_session *x, enum sipub_event e
             break;
         case SIPUB_SENDING:
             sipub_pump(s, x, now);
+            break;
+        case SIPUB_S5B_OFFERED:
+        case SIPUB_ACTIVATING:
+        case SIPUB_STREAMING:
+        case SIPUB_DRAINING:
+            sipub_s5b_tick(s, x, now);
             break;
         default:
             break;
@@ -358,14 +387,14 @@ void sipub_dispatch(struct sipub *s, struct sipub_session *x, enum sipub_event e
         log_info("sipub", "sid=%s: nothing heard from %s while %s", x->sid, x->peer,
                  sipub_state_name(x->state));
         /* In CLOSING every byte was acknowledged; only the close's answer is missing. */
-        sipub_abort(s, x, x->state == SIPUB_CLOSING ? "success" : "timeout");
+        sipub_abort(s, x, sipub_all_sent(x) ? "success" : "timeout");
         break;
     case SIPUB_EV_STOP:
         log_info("sipub", "sid=%s: the daemon is stopping", x->sid);
-        sipub_abort(s, x, x->state == SIPUB_CLOSING ? "success" : "cancel");
+        sipub_abort(s, x, sipub_all_sent(x) ? "success" : "cancel");
         break;
     case SIPUB_EV_LOST:
-        sipub_end(s, x, x->state == SIPUB_CLOSING ? "success" : "failed-transport");
+        sipub_end(s, x, sipub_all_sent(x) ? "success" : "failed-transport");
         break;
     }
 }

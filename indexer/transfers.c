@@ -532,6 +532,7 @@ size_t transfers_pollfds(const struct transfers *t, struct pollfd *fds, size_t m
         if (x->in.fd >= 0 && s5_stream_events(&x->in) && n < max)
             fds[n++] = (struct pollfd){ .fd = x->in.fd, .events = s5_stream_events(&x->in) };
     }
+    n += sipub_pollfds(t->sipub, fds + n, max - n);
     return n;
 }
 
@@ -601,7 +602,7 @@ void transfers_run(struct transfers *t, const struct pollfd *fds, size_t count, 
     }
     keeper_run(t->keeper, cat_revents, now);
     transfers_s5b_run_pending(t, now);
-    sipub_run(t->sipub, now);
+    sipub_run(t->sipub, fds, count, now);
     for (struct xfer *x = t->sessions; x; x = x->next) {
         if (!t->conn)
             xfer_dispatch(t, x, XFER_EV_LOST, NULL, now);

@@ -229,3 +229,59 @@ bool si_result_parse(xmpp_stanza_t *iq, unsigned offered, struct si_choice *out,
     }
     return true;
 }
+
+xmpp_stanza_t *bytestreams_offer_iq_new(xmpp_ctx_t *ctx, const char *to, const char *id,
+                                        const char *sid, const struct bytestreams_host *hosts,
+                                        size_t count)
+{
+    xmpp_stanza_t *iq = xmpp_iq_new(ctx, "set", id);
+    xmpp_stanza_t *query;
+    bool ok = iq && count > 0 && xmpp_stanza_set_to(iq, to) == XMPP_EOK &&
+              (query = stanza_add_element(iq, "query", XMPP_NS_BYTESTREAMS)) &&
+              xmpp_stanza_set_attribute(query, "sid", sid) == XMPP_EOK &&
+              xmpp_stanza_set_attribute(query, "mode", "tcp") == XMPP_EOK;
+
+    for (size_t i = 0; ok && i < count; i++) {
+        xmpp_stanza_t *host = stanza_add_element(query, "streamhost", NULL);
+        char port[8];
+
+        snprintf(port, sizeof(port), "%d", hosts[i].port);
+        ok = host && xmpp_stanza_set_attribute(host, "jid", hosts[i].jid) == XMPP_EOK &&
+             xmpp_stanza_set_attribute(host, "host", hosts[i].host) == XMPP_EOK &&
+             xmpp_stanza_set_attribute(host, "port", port) == XMPP_EOK;
+    }
+    if (!ok) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    return iq;
+}
+
+bool bytestreams_used_parse(xmpp_stanza_t *iq, char *jid, size_t len)
+{
+    xmpp_stanza_t *query = si_child(iq, "query", XMPP_NS_BYTESTREAMS);
+    xmpp_stanza_t *used = query ? xmpp_stanza_get_child_by_name(query, "streamhost-used") : NULL;
+    const char *value = used ? xmpp_stanza_get_attribute(used, "jid") : NULL;
+
+    jid[0] = '\0';
+    if (!value || !value[0] || strlen(value) >= len)
+        return false;
+    memcpy(jid, value, strlen(value) + 1);
+    return true;
+}
+
+xmpp_stanza_t *bytestreams_activate_iq_new(xmpp_ctx_t *ctx, const char *proxy, const char *id,
+                                           const char *sid, const char *target)
+{
+    xmpp_stanza_t *iq = xmpp_iq_new(ctx, "set", id);
+    xmpp_stanza_t *query;
+
+    if (!iq || xmpp_stanza_set_to(iq, proxy) != XMPP_EOK ||
+        !(query = stanza_add_element(iq, "query", XMPP_NS_BYTESTREAMS)) ||
+        xmpp_stanza_set_attribute(query, "sid", sid) != XMPP_EOK ||
+        !stanza_add_text_element(query, "activate", NULL, target)) {
+        xmpp_stanza_release(iq);
+        return NULL;
+    }
+    return iq;
+}

@@ -94,4 +94,34 @@ bool si_result_parse(xmpp_stanza_t *iq, unsigned offered, struct si_choice *out,
 /** The namespace of a method (one bit), or NULL. */
 const char *si_method_ns(enum si_method method);
 
+/** A streamhost the daemon offers (XEP-0065 §5.3.1); strings borrowed. */
+struct bytestreams_host {
+    const char *jid;   /* the host's JID: the daemon's own, or the proxy's */
+    const char *host;  /* an IP literal */
+    int port;
+};
+
+/**
+ * Creates <iq type='set' to id><query xmlns=bytestreams sid mode='tcp'>
+ * <streamhost jid host port/>…</query></iq>, the hosts in preference
+ * order.  Returns the new IQ or NULL.
+ */
+xmpp_stanza_t *bytestreams_offer_iq_new(xmpp_ctx_t *ctx, const char *to, const char *id,
+                                        const char *sid, const struct bytestreams_host *hosts,
+                                        size_t count);
+
+/**
+ * Reads the <streamhost-used jid/> of the target's result `iq` into `jid`
+ * (len bytes).  Returns true, or false when there is none (or it is too
+ * long).
+ */
+bool bytestreams_used_parse(xmpp_stanza_t *iq, char *jid, size_t len);
+
+/**
+ * Creates <iq type='set' to=proxy id><query xmlns=bytestreams sid>
+ * <activate>target</activate></query></iq> (XEP-0065 §6.3.5), or NULL.
+ */
+xmpp_stanza_t *bytestreams_activate_iq_new(xmpp_ctx_t *ctx, const char *proxy, const char *id,
+                                           const char *sid, const char *target);
+
 #endif

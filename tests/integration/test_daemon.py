@@ -70,7 +70,8 @@ def main():
                                "http://jabber.org/protocol/ibb",
                                "http://jabber.org/protocol/sipub",
                                "http://jabber.org/protocol/si",
-                               "http://jabber.org/protocol/si/profile/file-transfer"],
+                               "http://jabber.org/protocol/si/profile/file-transfer",
+                               "http://jabber.org/protocol/bytestreams"],
                   f"features {features}")
 
             # The same from a JID under the component (XEP-0214 sends its

@@ -28,6 +28,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from harness import Daemon, binary, check, client, load_services_env, psql, wait_for
+from test_socks5 import receive, sha1hex, socks5_connect
 from xmppclient import error_condition
 
 SIPUB = "http://jabber.org/protocol/sipub"
@@ -50,6 +51,7 @@ class Requester:
         self.cl = cl
         self.cond = threading.Condition()
         self.offers = {}          # SI id -> (iq Element)
+        self.streamhosts = {}     # sid -> the daemon's bytestreams <iq/>
         self.opens = {}           # sid -> <open/> Element
         self.blocks = {}          # sid -> [(seq, bytes)]
         self.closed = set()       # sids closed by the daemon
@@ -66,7 +68,11 @@ class Requester:
             opening = iq.find(f"{{{IBB}}}open")
             data = iq.find(f"{{{IBB}}}data")
             close = iq.find(f"{{{IBB}}}close")
+            query = iq.find(f"{{{S5B}}}query")
             try:
+                if query is not None:
+                    self.streamhosts[query.get("sid")] = iq
+                    return None
                 if si is not None:
                     self.offers[si.get("id")] = iq
                     return None
@@ -104,6 +110,16 @@ class Requester:
         self.wait(f"the SI offer {sid}", lambda: sid in self.offers)
         with self.cond:
             return self.offers[sid]
+
+    def hosts(self, sid):
+        """The daemon's streamhosts for `sid`: (iq, {jid: (host, port)})."""
+        self.wait(f"the streamhosts of {sid}", lambda: sid in self.streamhosts)
+        with self.cond:
+            iq = self.streamhosts[sid]
+        q = iq.find(f"{{{S5B}}}query")
+        check(q.get("mode") in (None, "tcp"), f"mode tcp: {q.attrib}")
+        return iq, {h.get("jid"): (h.get("host"), int(h.get("port")))
+                    for h in q.findall(f"{{{S5B}}}streamhost")}
 
     def release(self):
         """Acknowledges the held blocks and the next ones."""
@@ -158,6 +174,25 @@ def fetch(rq, to, sipub_id, rng=None):
     rq.wait(f"the daemon closes {sid}", lambda: sid in rq.closed)
     check(sid in rq.opens, "the daemon opened the bytestream")
     return rq.data(sid), offer.find(f"{{{SI}}}si")
+
+
+def fetch_s5b(rq, to, sipub_id, use, size):
+    """The sipub way with SOCKS5: connects to the streamhost whose JID is
+    `use` and says so; returns (bytes received, sha-256 of them)."""
+    sid = started(rq.cl, to, sipub_id)
+    offer = rq.offer(sid)
+    me = offer.get("to")
+    accept(rq.cl, offer, method=S5B)
+    iq, hosts = rq.hosts(sid)
+    # ejabberd's proxy65 has a resource of its own: its bare JID names it.
+    use = next((j for j in hosts if j == use or j.split("/")[0] == use), None)
+    check(use is not None, f"a streamhost {use} among {list(hosts)}")
+    sock = socks5_connect(*hosts[use], sha1hex(sid, to, me))
+    rq.cl.send(f"<iq type='result' id='{iq.get('id')}' to='{iq.get('from')}'>"
+               f"<query xmlns='{S5B}' sid='{sid}'><streamhost-used jid='{use}'/></query></iq>")
+    got, digest, data, rest = receive(sock, size)
+    check(got == size and rest == b"", f"{got} of {size} bytes, then the end of the stream")
+    return data, digest
 
 
 def sipub_mirror(cl, pubsub, node, item_id="1"):
@@ -231,7 +266,7 @@ def main():
                             "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
             feats = {f.get("var") for f in
                      info.iter("{http://jabber.org/protocol/disco#info}feature")}
-            for ns in (SIPUB, SI, SIFT, IBB):
+            for ns in (SIPUB, SI, SIFT, IBB, S5B):
                 check(ns in feats, f"disco#info lists {ns}")
 
             # The 20 MB file, by the sipub mirror of its published item.
@@ -251,11 +286,21 @@ def main():
             check(file.get("date") and file.get("date").endswith("Z"), "the date")
             check(file.find(f"{{{SIFT}}}range") is not None, "ranges are offered")
             methods = [v.text for v in si.iter(f"{{{XDATA}}}value")]
-            check(methods == [IBB], f"stream methods offered: {methods}")
+            check(methods == [S5B, IBB], f"stream methods offered: {methods}")
             opening = rq.opens[next(iter(rq.opens))]
             check(opening.get("stanza") == "iq" and int(opening.get("block-size")) <= 65535,
                   f"the daemon's <open/>: {opening.attrib}")
             print(f"ok: {len(data)} bytes over sipub and IBB, identical to the file on disk")
+
+            # SOCKS5: the daemon's own streamhost, then the server's proxy65.
+            digest_on_disk = hashlib.sha256(on_disk).digest()
+            _, digest = fetch_s5b(rq, to, mirror.get("id"), to, len(on_disk))
+            check(digest == digest_on_disk, "20 MB over SOCKS5 from the daemon's streamhost")
+            daemon.wait_log(r"SOCKS5 proxy " + env["XMPP_PROXY65_JID"].replace(".", r"\."))
+            _, digest = fetch_s5b(rq, to, mirror.get("id"), env["XMPP_PROXY65_JID"],
+                                  len(on_disk))
+            check(digest == digest_on_disk, "20 MB over SOCKS5 through proxy65")
+            print("ok: 20 MB over SOCKS5, direct and through proxy65")
 
             # A range.
             data, _ = fetch(rq, to, mirror.get("id"), rng={"offset": 1000001, "length": 54321})
@@ -354,6 +399,8 @@ def main():
             size = str(len(on_disk))
             expect = [
                 ["ibb", "success", size, "0", "", "alice"],
+                ["s5b-direct", "success", size, "0", "", "alice"],
+                ["s5b-proxy", "success", size, "0", "", "alice"],
                 ["ibb", "success", "54321", "1000001", "54321", "alice"],
                 ["ibb", "success", "777", str(len(on_disk) - 777), "", "alice"],
                 ["ibb", "success", str(len(first)), "0", "", "alice"],
@@ -476,7 +523,7 @@ def failures(env):
             rq.refuse_data = False
             # An answer choosing a method never offered.
             sid = started(bob, to, f_id)
-            accept(bob, rq.offer(sid), method=S5B)
+            accept(bob, rq.offer(sid), method="urn:xmpp:nothing:0")
             wait_for("a method never offered", last_outcome("failed-application"))
             check(sid not in rq.opens, "no bytestream for it")
             # Blocks too large for the requester (XEP-0047 §2.1): smaller ones.
