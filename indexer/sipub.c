@@ -57,6 +57,17 @@ size_t sipub_count(const struct sipub *s)
     return s ? s->count : 0;
 }
 
+size_t sipub_count_of(const struct sipub *s, const char *bare)
+{
+    size_t n = 0, len = strlen(bare);
+
+    for (const struct sipub_session *x = s ? s->sessions : NULL; x; x = x->next)
+        if (x->state != SIPUB_ENDED && strncmp(x->peer, bare, len) == 0 &&
+            (x->peer[len] == '/' || x->peer[len] == '\0'))
+            n++;
+    return n;
+}
+
 static struct sipub_session *sipub_by_serial(struct sipub *s, unsigned serial)
 {
     for (struct sipub_session *x = s->sessions; x; x = x->next)
@@ -126,6 +137,16 @@ static void sipub_record_refusal(struct transfers *t, const char *from, const ch
         log_warn("sipub", "cannot record a refused request: %s", catalog_last_error(t->catalog));
 }
 
+/* The bare JID of `from` into out (TRANSFER_JID_MAX bytes; from is shorter). */
+static const char *sipub_bare(char *out, const char *from)
+{
+    size_t len = strcspn(from, "/");
+
+    memcpy(out, from, len);
+    out[len] = '\0';
+    return out;
+}
+
 /* A fresh SI id: not guessable, so another requester cannot aim at it. */
 static int sipub_new_sid(char out[SIPUB_SID_MAX], unsigned serial)
 {
@@ -185,7 +206,7 @@ xmpp_stanza_t *transfers_on_sipub(struct transfers *t, xmpp_stanza_t *iq, xmpp_s
     struct sipub_session *x;
     xmpp_stanza_t *reply, *starting;
     struct si_refusal why;
-    char id[SI_TEXT_MAX];
+    char id[SI_TEXT_MAX], bare[TRANSFER_JID_MAX];
 
     if (!from || strlen(from) >= TRANSFER_JID_MAX)
         return stanza_iq_error(ctx, iq, "modify", "bad-request", "who asks?");
@@ -198,6 +219,14 @@ xmpp_stanza_t *transfers_on_sipub(struct transfers *t, xmpp_stanza_t *iq, xmpp_s
         sipub_record_refusal(t, from, id);
         return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
                                "too many transfers under way; try again later");
+    }
+    if (transfers_count_of(t, sipub_bare(bare, from)) >=
+        (size_t)t->config->transfer_per_requester_max) {
+        log_info("sipub", "%s asked for more than %d transfers at once", bare,
+                 t->config->transfer_per_requester_max);
+        sipub_record_refusal(t, from, id);
+        return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
+                               "too many of your transfers under way; try again later");
     }
     if (!(x = calloc(1, sizeof(*x))))
         return stanza_iq_error(ctx, iq, "wait", "resource-constraint", NULL);
@@ -290,7 +319,8 @@ int sipub_timeout_ms(const struct sipub *s, uint64_t now_ms)
             return 0;
         if (x->state == SIPUB_SENDING && x->next_offset < x->end &&
             x->in_flight < (unsigned)config->transfer_ibb_window)
-            until = s->conn && xmpp_conn_send_queue_len(s->conn) < TRANSFER_QUEUE_MAX
+            until = s->conn && xmpp_conn_send_queue_len(s->conn) < TRANSFER_QUEUE_MAX &&
+                            (config->transfer_bandwidth_kib == 0 || s->transfers->tokens > 0)
                         ? 0 : TRANSFER_PUMP_MS;
         else
             until = x->deadline_ms > now_ms ? (int)(x->deadline_ms - now_ms) : 0;

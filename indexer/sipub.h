@@ -65,6 +65,9 @@ void sipub_stop(struct sipub *sipub, uint64_t now_ms);
 /** Sessions under way (Jingle's are counted by the transfers). */
 size_t sipub_count(const struct sipub *sipub);
 
+/** Sessions under way for the requester whose bare JID is `bare`. */
+size_t sipub_count_of(const struct sipub *sipub, const char *bare);
+
 /** Returns how many ms may pass before sipub_run() must be called (-1: none). */
 int sipub_timeout_ms(const struct sipub *sipub, uint64_t now_ms);
 

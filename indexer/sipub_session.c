@@ -193,6 +193,14 @@ static void sipub_pump(struct sipub *s, struct sipub_session *x, uint64_t now)
         return;
     while (x->next_offset < x->end && x->in_flight < (unsigned)config->transfer_ibb_window &&
            xmpp_conn_send_queue_len(s->conn) < TRANSFER_QUEUE_MAX) {
+        int64_t block = x->end - x->next_offset < x->block_size ? x->end - x->next_offset
+                                                                : x->block_size;
+        int64_t allowed = transfers_allowance(s->transfers, block, now);
+
+        if (allowed < block) {
+            transfers_give_back(s->transfers, allowed);
+            break; /* over the bandwidth cap: a later tick */
+        }
         if (!sipub_send_block(s, x)) {
             sipub_abort(s, x, "failed-application");
             return;

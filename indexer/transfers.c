@@ -187,10 +187,10 @@ static void transfers_bare(char out[TRANSFER_JID_MAX], const char *jid)
     out[len] = '\0';
 }
 
-/* Sessions under way for one requester. */
-static size_t transfers_count_of(const struct transfers *t, const char *bare)
+/* Sessions under way for one requester, Jingle and sipub. */
+size_t transfers_count_of(const struct transfers *t, const char *bare)
 {
-    size_t n = 0;
+    size_t n = sipub_count_of(t->sipub, bare);
 
     for (const struct xfer *x = t->sessions; x; x = x->next)
         if (x->state != XFER_ENDED && x->state != XFER_ENDING && strcmp(x->bare, bare) == 0)

@@ -138,6 +138,10 @@ static inline size_t transfers_in_use(const struct transfers *t)
     return t->count + sipub_count(t->sipub);
 }
 
+/* Sessions under way for one requester (bare JID), Jingle and sipub
+ * (transfer.per_requester_max bounds it; transfers.c). */
+size_t transfers_count_of(const struct transfers *t, const char *bare);
+
 /* One session's clock and events (transfers_session.c). */
 void xfer_touch(struct transfers *t, struct xfer *x, uint64_t now);
 void xfer_dispatch(struct transfers *t, struct xfer *x, enum xfer_event ev, const char *arg,

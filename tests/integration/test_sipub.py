@@ -2,19 +2,25 @@
 real daemon indexes and publishes real files; a test account reads the
 sipub mirror of a published item, sends <start/> to the daemon, gets
 <starting sid/>, then the daemon's SI offer (XEP-0096 <file/> with size, MD5
-hash, date; the stream methods of an XEP-0020 form), accepts in-band
-bytestreams, and the daemon opens the bytestream, sends the bytes and closes
-it.  Checked: a 20 MB file arrives identical to the file on disk (sha-256);
-a <range/> gets exactly those bytes; an old revision after the file changed;
-unknown, malformed, withdrawn ids and a whitelist repository asked by a
-stranger are refused; garbage IBB stanzas from the requester get an error
-and the transfer goes on; a declined offer, a bytestream closed by the
-requester, an unanswered offer, a stalled bytestream, a refused block and
-the daemon stopping all end cleanly and are recorded; transfer.max_sessions
-counts sipub and Jingle sessions together; every transfer is a 'sipub' row
-of the transfer table.  Last, an independent client - slixmpp's own
-XEP-0095/0096/0047 plugins - accepts the daemon's offer and receives a file
-byte-identical."""
+hash, date, <range/>; SOCKS5 and IBB in the XEP-0020 stream-method form) and
+chooses a method.  IBB: the daemon opens the bytestream, sends the blocks and
+closes it.  SOCKS5: the daemon offers its own streamhost and ejabberd's
+proxy65; the requester connects to one and names it, the daemon (through
+the proxy: after activating it) writes the bytes on the socket.
+
+Checked: a 20 MB file arrives identical to the file on disk (sha-256) over
+IBB, SOCKS5 direct and SOCKS5 through proxy65; a <range/> gets exactly those
+bytes; an old revision after the file changed; unknown, malformed, withdrawn
+ids and a whitelist repository asked by a stranger are refused; garbage IBB
+stanzas from the requester get an error and the transfer goes on; a declined
+offer, a bytestream closed by the requester, an unanswered offer, a stalled
+bytestream, a refused block, a method never offered, streamhosts that did
+not work, a SOCKS5 socket closed mid-stream and the daemon stopping all end
+cleanly and are recorded; transfer.max_sessions and per_requester_max count
+sipub and Jingle sessions together; every transfer is a 'sipub' row of the
+transfer table.  Last, an independent client - slixmpp's own
+XEP-0095/0096/0047/0065 plugins - accepts the daemon's offer and receives a
+file byte-identical over IBB and over SOCKS5."""
 
 import asyncio
 import base64
@@ -430,57 +436,72 @@ def main():
 
 
 def limits(env):
-    """transfer.max_sessions = 1 counts sipub and Jingle together: while a
-    sipub offer is pending, another <start/> and a Jingle request are refused
-    with resource-constraint; once it is declined, a start is served."""
+    """transfer.max_sessions (2) and transfer.per_requester_max (1) count
+    sipub and Jingle sessions together: while alice's sipub offer is
+    pending, her second <start/> and her Jingle request are refused with
+    resource-constraint (type wait); bob's start is served; carol's is
+    refused, the daemon being full; once the offers are declined, a start
+    is served again."""
     repo = "sl" + uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="filerepo-sl-") as root:
         with open(os.path.join(root, "f.bin"), "wb") as f:
             f.write(os.urandom(5000))
         extra = {"repositories": [{"name": repo, "path": root}],
                  "indexer": {"settle_ms": 0, "content_store": "copy"},
-                 "transfer": {"max_sessions": 1}}
+                 "transfer": {"max_sessions": 2, "per_requester_max": 1}}
         with Daemon(env, extra=extra) as daemon:
             sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
             to = daemon.component
             daemon.wait_log(r"catalog: connected")
             indexed(sql, 1)
             sipub_id = f"rev-{revision_id(sql, repo, 'f.bin', 1)}"
-            alice = client(env, "alice")
-            rq = Requester(alice)
+            alice, bob, carol = client(env, "alice"), client(env, "bob"), client(env, "carol")
+            rq, brq = Requester(alice), Requester(bob)
+
+            def refused(r, what):
+                check(error_condition(r) == "resource-constraint" and
+                      r.find("{jabber:client}error").get("type") == "wait",
+                      f"{what}: {error_condition(r)}")
+
             sid = started(alice, to, sipub_id)
             rq.offer(sid)
-            r = start(alice, to, sipub_id)
-            check(error_condition(r) == "resource-constraint" and
-                  r.find("{jabber:client}error").get("type") == "wait",
-                  f"a second start: {error_condition(r)}")
-            r = alice.iq(
+            refused(start(alice, to, sipub_id), "alice's second start")
+            refused(alice.iq(
                 f"<iq type='set' to='{to}'><jingle xmlns='{JINGLE}' action='session-initiate'"
                 f" initiator='{alice.jid}' sid='j1'><content creator='initiator' name='c'"
                 " senders='responder'><description xmlns='urn:xmpp:jingle:apps:file-transfer:5'>"
                 f"<file><name>{repo}/f.bin</name></file></description>"
                 "<transport xmlns='urn:xmpp:jingle:transports:ibb:1' block-size='4096'"
-                " sid='i1'/></content></jingle></iq>")
-            check(error_condition(r) == "resource-constraint", f"a Jingle request: "
-                  f"{error_condition(r)}")
+                " sid='i1'/></content></jingle></iq>"), "alice's Jingle request")
+            bob_sid = started(bob, to, sipub_id)
+            brq.offer(bob_sid)
+            refused(start(carol, to, sipub_id), "carol's start, the daemon full")
             decline(alice, rq.offer(sid))
-            wait_for("the decline recorded", lambda: sipub_rows(sql)[0][1] == "decline")
+            decline(bob, brq.offer(bob_sid))
+            wait_for("the declines recorded", lambda: sorted(
+                r[1] for r in sipub_rows(sql) if r[1] == "decline") == ["decline"] * 2)
             data, si = fetch(rq, to, sipub_id)
-            check(len(data) == 5000, "a start once the slot is free")
+            check(len(data) == 5000, "a start once there is room")
             check(si.find(f"{{{SIFT}}}file").get("hash") is None,
                   "no MD5 recorded (indexer.digests): no hash in the offer")
-            check([r[1] for r in sipub_rows(sql)] == ["decline", "refused", "success"],
-                  f"rows: {sipub_rows(sql)}")
-            alice.close()
+            rows = [(r[5], r[1]) for r in sipub_rows(sql)]
+            check(rows == [("alice", "decline"), ("alice", "refused"), ("bob", "decline"),
+                           ("carol", "refused"), ("alice", "success")], f"rows: {rows}")
+            for c in (alice, bob, carol):
+                c.close()
             check(daemon.stop() == 0, "filerepod stops cleanly")
-    print("ok: limits, counted with Jingle")
+    print("ok: limits in total and per requester, counted with Jingle")
 
 
 def failures(env):
     """Every way out but success is recorded, and the bytestream closed: an
     offer never answered and a bytestream stalled (timeout, with a 3 s idle
-    timeout), a block refused (failed-transport), the bytes gone from the
-    content store (refused at the start), the daemon stopping (cancel)."""
+    timeout), a block refused (failed-transport), a method never offered
+    (failed-application), SOCKS5 streamhosts none of which worked
+    (failed-transport), a SOCKS5 socket closed by the requester mid-stream
+    (cancel; a bandwidth cap keeps the bytes coming slowly), the bytes gone
+    from the content store (refused at the start), the daemon stopping
+    (cancel)."""
     repo = "sf" + uuid.uuid4().hex[:8]
     body, gone = os.urandom(200000), os.urandom(5000)
     with tempfile.TemporaryDirectory(prefix="filerepo-sf-") as root:
@@ -489,7 +510,8 @@ def failures(env):
                 f.write(data)
         extra = {"repositories": [{"name": repo, "path": root}],
                  "indexer": {"settle_ms": 0, "content_store": "copy"},
-                 "transfer": {"idle_timeout_seconds": 3, "ibb_window": 1}}
+                 "transfer": {"idle_timeout_seconds": 3, "ibb_window": 1,
+                              "bandwidth_kib_per_second": 64}}
         with Daemon(env, extra=extra) as daemon:
             sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
             to = daemon.component
@@ -526,6 +548,25 @@ def failures(env):
             accept(bob, rq.offer(sid), method="urn:xmpp:nothing:0")
             wait_for("a method never offered", last_outcome("failed-application"))
             check(sid not in rq.opens, "no bytestream for it")
+            # SOCKS5: none of the streamhosts worked for the requester.
+            sid = started(bob, to, f_id)
+            accept(bob, rq.offer(sid), method=S5B)
+            iq, _ = rq.hosts(sid)
+            bob.send(f"<iq type='error' id='{iq.get('id')}' to='{iq.get('from')}'>"
+                     "<error type='cancel'><item-not-found "
+                     "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+            wait_for("no streamhost worked", last_outcome("failed-transport"))
+            # SOCKS5: the requester closes the socket mid-stream.
+            sid = started(bob, to, f_id)
+            offer = rq.offer(sid)
+            accept(bob, offer, method=S5B)
+            iq, hosts = rq.hosts(sid)
+            sock = socks5_connect(*hosts[to], sha1hex(sid, to, offer.get("to")))
+            bob.send(f"<iq type='result' id='{iq.get('id')}' to='{iq.get('from')}'>"
+                     f"<query xmlns='{S5B}' sid='{sid}'><streamhost-used jid='{to}'/></query></iq>")
+            check(len(sock.recv(1000)) > 0, "a first chunk over SOCKS5")
+            sock.close()
+            wait_for("the closed socket recorded", last_outcome("cancel"), timeout=120)
             # Blocks too large for the requester (XEP-0047 §2.1): smaller ones.
             rq.max_block = 4096
             data, si = fetch(rq, to, f_id)
@@ -548,17 +589,20 @@ def failures(env):
             rq.wait("a stopping daemon closes its bytestreams", lambda: sid in rq.closed)
             outcomes = [r[1] for r in sipub_rows(sql)]
             check(outcomes == ["timeout", "timeout", "failed-transport", "failed-application",
-                               "success", "failed-application", "cancel"],
-                  f"outcomes: {outcomes}")
+                               "failed-transport", "cancel", "success", "failed-application",
+                               "cancel"], f"outcomes: {outcomes}")
+            methods = [r[0] for r in sipub_rows(sql)]
+            check(methods[4:6] == ["", "s5b-direct"], f"methods: {methods}")
             bob.close()
     print("ok: timeout, failed-transport, failed-application, cancel")
 
 
-async def slixmpp_fetch(env, pubsub, node):
+async def slixmpp_fetch(env, pubsub, node, method, size):
     """An independent client: slixmpp's own plugins for SI (XEP-0095), SI
-    file transfer (XEP-0096) and IBB (XEP-0047).  Reads the item's sipub
-    mirror, sends <start/>, accepts the daemon's offer with slixmpp's SI
-    code, and collects what slixmpp's IBB receives.  Returns (bytes, the
+    file transfer (XEP-0096), IBB (XEP-0047) and SOCKS5 (XEP-0065).  Reads
+    the item's sipub mirror, sends <start/>, accepts the daemon's offer with
+    slixmpp's SI code (which picks `method`: the other one is unregistered),
+    and collects what slixmpp's bytestream receives.  Returns (bytes, the
     offer's file element as slixmpp read it)."""
     import slixmpp
     x = slixmpp.ClientXMPP(env["XMPP_USER_BOB"] + "/independent", env["XMPP_PASS_BOB"])
@@ -575,6 +619,7 @@ async def slixmpp_fetch(env, pubsub, node):
     x.remove_handler("SI Request")
     x.register_handler(CoroutineCallback("SI Request", StanzaPath("iq@type=set/si"),
                                          x["xep_0095"]._handle_request))
+    x["xep_0095"].unregister_method(IBB if method == S5B else S5B)
     loop = asyncio.get_running_loop()
     session = loop.create_future()
     offered, ended = loop.create_future(), loop.create_future()
@@ -591,8 +636,16 @@ async def slixmpp_fetch(env, pubsub, node):
         on_data(stream)
         if not ended.done():
             ended.set_result(stream)
+    def on_socks5_data(data):
+        received.extend(data)
+
+    def on_socks5_closed(_):
+        if len(received) >= size and not ended.done():
+            ended.set_result(None)
     x.add_event_handler("ibb_stream_data", on_data)
     x.add_event_handler("ibb_stream_end", on_end)
+    x.add_event_handler("socks5_data", on_socks5_data)
+    x.add_event_handler("socks5_closed", on_socks5_closed)
     x.connect((env["XMPP_HOST"], int(env["XMPP_C2S_PORT"])), force_starttls=False,
               disable_starttls=True)
     try:
@@ -637,19 +690,25 @@ def independent(env):
             watcher = client(env, "alice")
             sipub_mirror(watcher, env["XMPP_PUBSUB_JID"], f"{repo}/rel.tar.xz")
             watcher.close()
-            data, file = asyncio.run(slixmpp_fetch(env, env["XMPP_PUBSUB_JID"],
-                                                   f"{repo}/rel.tar.xz"))
-            check(file["name"] == "rel.tar.xz" and int(file["size"]) == len(payload)
-                  and file["hash"] == hashlib.md5(payload).hexdigest(),
-                  f"slixmpp read the offer: {file}")
-            check(len(data) == len(payload) and
-                  hashlib.sha256(data).digest() == hashlib.sha256(payload).digest(),
-                  f"slixmpp received the file identical ({len(data)} of {len(payload)} bytes)")
-            wait_for("the row", lambda: sipub_rows(sql) and sipub_rows(sql)[-1][1] == "success")
-            check(sipub_rows(sql) == [["ibb", "success", str(len(payload)), "0", "", "bob"]],
+            for method in (IBB, S5B):
+                data, file = asyncio.run(slixmpp_fetch(env, env["XMPP_PUBSUB_JID"],
+                                                       f"{repo}/rel.tar.xz", method,
+                                                       len(payload)))
+                check(file["name"] == "rel.tar.xz" and int(file["size"]) == len(payload)
+                      and file["hash"] == hashlib.md5(payload).hexdigest(),
+                      f"slixmpp read the offer: {file}")
+                check(len(data) == len(payload) and
+                      hashlib.sha256(data).digest() == hashlib.sha256(payload).digest(),
+                      f"slixmpp received the file identical over {method}"
+                      f" ({len(data)} of {len(payload)} bytes)")
+                wait_for("the row", lambda: sipub_rows(sql) and
+                         sipub_rows(sql)[-1][1] == "success")
+            check(sipub_rows(sql) == [["ibb", "success", str(len(payload)), "0", "", "bob"],
+                                      ["s5b-direct", "success", str(len(payload)), "0", "",
+                                       "bob"]],
                   f"rows: {sipub_rows(sql)}")
             check(daemon.stop() == 0, "filerepod stops cleanly")
-    print("ok: an independent client (slixmpp's SI and IBB) receives the file")
+    print("ok: an independent client (slixmpp's SI, IBB and SOCKS5) receives the file")
 
 
 if __name__ == "__main__":

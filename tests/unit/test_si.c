@@ -347,6 +347,66 @@ static void test_si__ibb(void **state)
     xmpp_stanza_release(iq);
 }
 
+static void test_si__bytestreams(void **state)
+{
+    const struct bytestreams_host hosts[] = {
+        { .jid = "files.localhost", .host = "127.0.0.1", .port = 45313 },
+        { .jid = "proxy.localhost", .host = "::1", .port = 7777 },
+    };
+    xmpp_stanza_t *iq = bytestreams_offer_iq_new(ctx, "a@b/c", "sp1-h", "s1", hosts, 2);
+    xmpp_stanza_t *query, *host, *reply;
+    char jid[64];
+
+    (void)state;
+    assert_non_null(iq);
+    assert_string_equal(xmpp_stanza_get_type(iq), "set");
+    assert_string_equal(xmpp_stanza_get_to(iq), "a@b/c");
+    query = xmpp_stanza_get_child_by_ns(iq, XMPP_NS_BYTESTREAMS);
+    assert_non_null(query);
+    assert_string_equal(xmpp_stanza_get_attribute(query, "sid"), "s1");
+    assert_string_equal(xmpp_stanza_get_attribute(query, "mode"), "tcp");
+    host = xmpp_stanza_get_children(query);
+    assert_string_equal(xmpp_stanza_get_name(host), "streamhost");
+    assert_string_equal(xmpp_stanza_get_attribute(host, "jid"), "files.localhost");
+    assert_string_equal(xmpp_stanza_get_attribute(host, "host"), "127.0.0.1");
+    assert_string_equal(xmpp_stanza_get_attribute(host, "port"), "45313");
+    host = xmpp_stanza_get_next(host);
+    assert_string_equal(xmpp_stanza_get_attribute(host, "jid"), "proxy.localhost");
+    assert_string_equal(xmpp_stanza_get_attribute(host, "port"), "7777");
+    assert_null(xmpp_stanza_get_next(host));
+    xmpp_stanza_release(iq);
+    /* No streamhost at all: nothing to offer. */
+    assert_null(bytestreams_offer_iq_new(ctx, "a@b/c", "sp1-h", "s1", hosts, 0));
+
+    reply = parse("<iq type='result' id='sp1-h'><query xmlns='http://jabber.org/protocol/"
+                  "bytestreams' sid='s1'><streamhost-used jid='proxy.localhost/r'/></query></iq>");
+    assert_true(bytestreams_used_parse(reply, jid, sizeof(jid)));
+    assert_string_equal(jid, "proxy.localhost/r");
+    assert_false(bytestreams_used_parse(reply, jid, 8)); /* too long for the buffer */
+    assert_string_equal(jid, "");
+    xmpp_stanza_release(reply);
+    reply = parse("<iq type='result' id='sp1-h'><query xmlns='http://jabber.org/protocol/"
+                  "bytestreams' sid='s1'><streamhost-used/></query></iq>");
+    assert_false(bytestreams_used_parse(reply, jid, sizeof(jid)));
+    xmpp_stanza_release(reply);
+    reply = parse("<iq type='result' id='sp1-h'/>");
+    assert_false(bytestreams_used_parse(reply, jid, sizeof(jid)));
+    xmpp_stanza_release(reply);
+
+    iq = bytestreams_activate_iq_new(ctx, "proxy.localhost", "sp1-v", "s1", "a@b/c");
+    assert_non_null(iq);
+    assert_string_equal(xmpp_stanza_get_to(iq), "proxy.localhost");
+    query = xmpp_stanza_get_child_by_ns(iq, XMPP_NS_BYTESTREAMS);
+    assert_string_equal(xmpp_stanza_get_attribute(query, "sid"), "s1");
+    {
+        char *text = xmpp_stanza_get_text(xmpp_stanza_get_child_by_name(query, "activate"));
+
+        assert_string_equal(text, "a@b/c");
+        xmpp_free(ctx, text);
+    }
+    xmpp_stanza_release(iq);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_si__result),
         cmocka_unit_test(test_si__result_refused),
         cmocka_unit_test(test_si__ibb),
+        cmocka_unit_test(test_si__bytestreams),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
