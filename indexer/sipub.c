@@ -160,7 +160,10 @@ static int sipub_new_sid(char out[SIPUB_SID_MAX], unsigned serial)
     return 0;
 }
 
-/* The revision a start names, for `from`; an error reply, or NULL with *x filled. */
+/* The revision a start names, for `from`; an error reply, or NULL with *x filled.
+ * XEP-0137 suggests not-acceptable for an unknown id and forbidden for a
+ * requester without permission; both are item-not-found here, as for
+ * Jingle and the listings, so a stranger cannot tell what exists. */
 static xmpp_stanza_t *sipub_resolve(struct transfers *t, xmpp_stanza_t *iq, const char *from,
                                     const char *id, struct sipub_session *x)
 {
