@@ -57,7 +57,8 @@ int transfers_new(struct transfers **out, const struct config *config, struct st
     t->store = store;
     transfers_s5b_listen(t);
     if (catalog_new(&t->catalog, config->db_conninfo, config->db_password) != 0 ||
-        keeper_new(&t->keeper, t->catalog, config->db_reconnect_max_seconds) != 0) {
+        keeper_new(&t->keeper, t->catalog, config->db_reconnect_max_seconds) != 0 ||
+        sipub_new(&t->sipub, t) != 0) {
         transfers_free(t);
         return FR_ENOMEM;
     }
@@ -128,10 +129,12 @@ void transfers_on_stream(void *data, xmpp_conn_t *conn)
         /* A reused connection object keeps its user handlers: never twice. */
         xmpp_handler_delete(conn, transfers_on_answer);
         xmpp_handler_add(conn, transfers_on_answer, NULL, "iq", NULL, t);
+        sipub_on_stream(t->sipub, conn);
         transfers_proxy_discover(t);
         return;
     }
     t->conn = NULL;
+    sipub_on_stream(t->sipub, NULL);
     for (struct xfer *x = t->sessions; x; x = x->next)
         xfer_dispatch(t, x, XFER_EV_LOST, NULL, clock_now_ms());
 }
@@ -184,10 +187,10 @@ static void transfers_bare(char out[TRANSFER_JID_MAX], const char *jid)
     out[len] = '\0';
 }
 
-/* Sessions under way for one requester. */
-static size_t transfers_count_of(const struct transfers *t, const char *bare)
+/* Sessions under way for one requester, Jingle and sipub. */
+size_t transfers_count_of(const struct transfers *t, const char *bare)
 {
-    size_t n = 0;
+    size_t n = sipub_count_of(t->sipub, bare);
 
     for (const struct xfer *x = t->sessions; x; x = x->next)
         if (x->state != XFER_ENDED && x->state != XFER_ENDING && strcmp(x->bare, bare) == 0)
@@ -227,7 +230,7 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
                                "the catalog is not reachable; try again later");
     }
-    if (t->count >= (size_t)t->config->transfer_max_sessions) {
+    if (transfers_in_use(t) >= (size_t)t->config->transfer_max_sessions) {
         transfers_record_refusal(t, from, x->req.sid);
         free(x);
         return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
@@ -425,6 +428,8 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
     uint64_t now = clock_now_ms();
     struct xfer *x = from && sid ? xfer_by_sid(t, from, sid, true) : NULL;
 
+    if (!x && sipub_has_bytestream(t->sipub, from, sid))
+        return sipub_on_ibb(t->sipub, iq, payload);
     if (!x || x->state == XFER_ENDING)
         return stanza_iq_error(ctx, iq, "cancel", "item-not-found", "no such bytestream");
     xfer_touch(t, x, now);
@@ -466,6 +471,7 @@ void transfers_stop(struct transfers *t, uint64_t now)
 {
     for (struct xfer *x = t->sessions; x; x = x->next)
         xfer_dispatch(t, x, XFER_EV_STOP, NULL, now);
+    sipub_stop(t->sipub, now);
 }
 
 int64_t transfers_allowance(struct transfers *t, int64_t want, uint64_t now)
@@ -526,12 +532,17 @@ size_t transfers_pollfds(const struct transfers *t, struct pollfd *fds, size_t m
         if (x->in.fd >= 0 && s5_stream_events(&x->in) && n < max)
             fds[n++] = (struct pollfd){ .fd = x->in.fd, .events = s5_stream_events(&x->in) };
     }
+    n += sipub_pollfds(t->sipub, fds + n, max - n);
     return n;
 }
 
 int transfers_timeout_ms(const struct transfers *t, uint64_t now_ms)
 {
     int timeout = keeper_timeout_ms(t->keeper, now_ms);
+    int sipub_timeout = sipub_timeout_ms(t->sipub, now_ms);
+
+    if (sipub_timeout >= 0 && (timeout < 0 || sipub_timeout < timeout))
+        timeout = sipub_timeout;
 
     for (size_t i = 0; i < TRANSFER_PENDING_MAX; i++)
         if (t->pending[i].fd >= 0) {
@@ -591,6 +602,7 @@ void transfers_run(struct transfers *t, const struct pollfd *fds, size_t count, 
     }
     keeper_run(t->keeper, cat_revents, now);
     transfers_s5b_run_pending(t, now);
+    sipub_run(t->sipub, fds, count, now);
     for (struct xfer *x = t->sessions; x; x = x->next) {
         if (!t->conn)
             xfer_dispatch(t, x, XFER_EV_LOST, NULL, now);
@@ -615,6 +627,7 @@ void transfers_free(struct transfers *t)
 {
     if (!t)
         return;
+    sipub_free(t->sipub);
     while (t->sessions) {
         struct xfer *x = t->sessions;
 

@@ -7,6 +7,7 @@
 #define FILEREPO_TRANSFERS_INTERNAL_H
 
 #include "transfers.h"
+#include "sipub.h"
 #include "socks5.h"
 #include "transfer.h"
 #include "xmpp/jingle.h"
@@ -117,6 +118,7 @@ struct transfers {
     struct xfer *sessions;        /* newest first */
     size_t count;                 /* sessions not yet ENDED */
     unsigned serial;              /* of the last session */
+    struct sipub *sipub;          /* owned: sipub (XEP-0137) sessions, sipub.c */
 
     int listen_fd;                /* our SOCKS5 listener, -1: none */
     int listen_port;              /* its port */
@@ -129,6 +131,16 @@ struct transfers {
     int64_t tokens;
     uint64_t tokens_at_ms;
 };
+
+/* Sessions under way, Jingle and sipub: what transfer.max_sessions bounds. */
+static inline size_t transfers_in_use(const struct transfers *t)
+{
+    return t->count + sipub_count(t->sipub);
+}
+
+/* Sessions under way for one requester (bare JID), Jingle and sipub
+ * (transfer.per_requester_max bounds it; transfers.c). */
+size_t transfers_count_of(const struct transfers *t, const char *bare);
 
 /* One session's clock and events (transfers_session.c). */
 void xfer_touch(struct transfers *t, struct xfer *x, uint64_t now);

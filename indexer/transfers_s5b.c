@@ -490,6 +490,8 @@ void transfers_s5b_run_pending(struct transfers *t, uint64_t now)
                 (x->state == XFER_ACCEPTING || x->state == XFER_CONNECTING) &&
                 strcmp(x->our_dst, s->dst) == 0)
                 break;
+        if (!x && sipub_s5b_claim(t->sipub, s))
+            continue; /* a sipub bytestream's */
         if (!x) {
             log_info("transfer", "SOCKS5: a connection for an unknown stream refused");
             s5_stream_close(s, "unknown DST.ADDR");
