@@ -63,7 +63,7 @@ static void usage(FILE *out)
             "                     then %s)\n"
             "      --json         print JSON\n"
             "\n"
-            "subscribe and browse (an XMPP client login):\n"
+            "subscribe, browse and get (an XMPP client login):\n"
             "      --account JID          log in as JID (default $FILEREPO_XMPP_JID)\n"
             "      --password-file FILE   its password (default $FILEREPO_XMPP_PASSWORD_FILE,\n"
             "                             then $FILEREPO_XMPP_PASSWORD)\n"
