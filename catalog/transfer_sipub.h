@@ -1,9 +1,10 @@
 /*
  * transfer_sipub.h - what the catalog knows for sipub (XEP-0137) requests: the
  * revision a published sipub id names, with what an SI file-transfer offer
- * says of it, and the rows of the transfer table for protocol 'sipub'.
+ * says of it.
  *
- * A transfer's end is recorded with catalog_transfer_end() (transfer.h).
+ * Its rows in the transfer table are written with transfer.h's functions
+ * (protocol "sipub").
  * Functions return 0, FR_ENOTFOUND, or FR_ECONN / FR_ERROR with the detail
  * in catalog_last_error().
  */
@@ -36,26 +37,5 @@ struct catalog_sipub_file {
  */
 int catalog_sipub_find(struct catalog *catalog, const char *requester, int64_t revision_id,
                        struct catalog_sipub_file *out);
-
-/**
- * Records the start of a sipub transfer: requester (full JID), revision,
- * SI sid; the method is set later by catalog_sipub_method().  Sets *id.
- */
-int catalog_sipub_begin(struct catalog *catalog, const char *requester, int64_t revision_id,
-                        const char *sid, int64_t *id);
-
-/**
- * Records the stream method the requester chose ("ibb", "s5b-direct",
- * "s5b-proxy") and the range it asked for (length -1: to the end).
- */
-int catalog_sipub_method(struct catalog *catalog, int64_t id, const char *method,
-                         int64_t offset, int64_t length);
-
-/**
- * Records a refused sipub request (nothing the requester may read under
- * that id, or too many transfers): no revision, outcome 'refused'; `sid`
- * is the requested sipub id.
- */
-int catalog_sipub_refused(struct catalog *catalog, const char *requester, const char *sid);
 
 #endif

@@ -133,7 +133,7 @@ void sipub_on_stream(struct sipub *s, xmpp_conn_t *conn)
 /* A refused request is a row too; one that cannot be written is only logged. */
 static void sipub_record_refusal(struct transfers *t, const char *from, const char *id)
 {
-    if (catalog_sipub_refused(t->catalog, from, id) != 0)
+    if (catalog_transfer_refused(t->catalog, "sipub", from, id) != 0)
         log_warn("sipub", "cannot record a refused request: %s", catalog_last_error(t->catalog));
 }
 
@@ -182,7 +182,8 @@ static xmpp_stanza_t *sipub_resolve(struct transfers *t, xmpp_stanza_t *iq, cons
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
                                "the catalog could not answer; try again later");
     }
-    if (catalog_sipub_begin(t->catalog, from, x->file.revision_id, x->sid, &x->row_id) != 0) {
+    if (catalog_transfer_begin(t->catalog, "sipub", from, x->file.revision_id, NULL,
+                               x->sid, 0, -1, &x->row_id) != 0) {
         log_warn("sipub", "cannot record a transfer: %s", catalog_last_error(t->catalog));
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
                                "the catalog could not answer; try again later");

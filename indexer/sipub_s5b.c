@@ -163,49 +163,29 @@ static void sipub_s5b_pump(struct sipub *s, struct sipub_session *x, short reven
         sipub_end(s, x, "cancel");
         return;
     }
-    while (x->next_offset < x->end) {
-        int64_t want = x->end - x->next_offset;
-        off_t off = (off_t)x->next_offset;
-        ssize_t n;
+    int64_t sent;
+    enum transfers_sent r = transfers_sendfile(t, x->data_fd, x->fd, &x->next_offset, x->end,
+                                               &sent, now);
 
-        if (want > TRANSFER_CHUNK)
-            want = TRANSFER_CHUNK;
-        want = transfers_allowance(t, want, now);
-        if (want == 0)
-            return;
-        n = sendfile(x->data_fd, x->fd, &off, (size_t)want);
-        if (n > 0) {
-            x->next_offset += n;
-            x->acked += n;
-            sipub_touch(s, x, now);
-            if (n < want) {
-                transfers_give_back(t, want - n); /* what the socket did not take */
-                return;
-            }
-            continue;
-        }
-        transfers_give_back(t, want);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
+    x->acked += sent;
+    if (sent > 0)
+        sipub_touch(s, x, now);
+    if (r == TRANSFERS_SENT_LATER)
+        return;
+    if (r != TRANSFERS_SENT_ALL) {
         log_info("sipub", "sid=%s: sending at %" PRId64 ": %s", x->sid, x->next_offset,
-                 n == 0 ? "the file ended early" : strerror(errno));
-        sipub_end(s, x, n == 0 ? "failed-application" : "cancel");
+                 r == TRANSFERS_SENT_SHORT_FILE ? "the file ended early" : strerror(errno));
+        sipub_end(s, x, r == TRANSFERS_SENT_SHORT_FILE ? "failed-application" : "cancel");
         return;
     }
-    shutdown(x->data_fd, SHUT_WR);
     sipub_enter_state(x, SIPUB_DRAINING);
 }
 
 /* All written: done when the peer's TCP has taken every byte, or it closed. */
 static void sipub_s5b_drain(struct sipub *s, struct sipub_session *x)
 {
-    int unsent = 0;
-    char byte;
-
-    if (ioctl(x->data_fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
-        recv(x->data_fd, &byte, 1, MSG_DONTWAIT) != 0)
-        return;
-    sipub_end(s, x, "success");
+    if (transfers_drained(x->data_fd))
+        sipub_end(s, x, "success");
 }
 
 void sipub_s5b_tick(struct sipub *s, struct sipub_session *x, uint64_t now)

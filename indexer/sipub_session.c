@@ -257,7 +257,7 @@ void sipub_record_method(struct sipub *s, struct sipub_session *x, const char *m
     struct transfers *t = s->transfers;
 
     if (!keeper_is_connected(t->keeper) ||
-        catalog_sipub_method(t->catalog, x->row_id, method, x->start,
+        catalog_transfer_method(t->catalog, x->row_id, method, x->start,
                              x->ranged ? x->end - x->start : -1) != 0)
         log_warn("sipub", "cannot record the method of transfer %" PRId64 ": %s", x->row_id,
                  catalog_last_error(t->catalog));

@@ -171,7 +171,7 @@ static const char *transfers_their_reason(xmpp_stanza_t *jingle)
 /* A refused request is a row too; one that cannot be written is only logged. */
 static void transfers_record_refusal(struct transfers *t, const char *from, const char *sid)
 {
-    if (catalog_transfer_refused(t->catalog, from, sid) != 0)
+    if (catalog_transfer_refused(t->catalog, "jingle", from, sid) != 0)
         log_warn("transfer", "cannot record a refused request: %s",
                  catalog_last_error(t->catalog));
 }
@@ -281,9 +281,9 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
     x->in.fd = x->out.fd = x->data_fd = -1;
     x->in.state = x->out.state = S5_FAILED;
     x->method = x->s5b ? NULL : "ibb";
-    if (catalog_transfer_begin(t->catalog, from, x->file.revision_id, x->method, x->req.sid,
-                               x->start, x->req.length >= 0 ? x->end - x->start : -1,
-                               &x->row_id) != 0) {
+    if (catalog_transfer_begin(t->catalog, "jingle", from, x->file.revision_id, x->method,
+                               x->req.sid, x->start,
+                               x->req.length >= 0 ? x->end - x->start : -1, &x->row_id) != 0) {
         log_warn("transfer", "cannot record a transfer: %s", catalog_last_error(t->catalog));
         free(x);
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",

@@ -159,6 +159,25 @@ void xfer_set_method(struct transfers *t, struct xfer *x, const char *method);
 int64_t transfers_allowance(struct transfers *t, int64_t want, uint64_t now);
 void transfers_give_back(struct transfers *t, int64_t bytes);
 
+/* What transfers_sendfile() did. */
+enum transfers_sent {
+    TRANSFERS_SENT_LATER,      /* the socket is full or the cap reached: more later */
+    TRANSFERS_SENT_ALL,        /* up to `end`, and the socket shut for writing */
+    TRANSFERS_SENT_ERROR,      /* the socket failed (errno) */
+    TRANSFERS_SENT_SHORT_FILE, /* the file ended before `end` */
+};
+
+/*
+ * Sends bytes [*offset, end) of `fd` on `sock` with sendfile() as far as the
+ * socket and the bandwidth cap allow; advances *offset and sets *sent to
+ * the bytes sent now (transfers_loop.c).
+ */
+enum transfers_sent transfers_sendfile(struct transfers *t, int sock, int fd, int64_t *offset,
+                                       int64_t end, int64_t *sent, uint64_t now);
+
+/* Whether the peer's TCP has taken every byte written on `sock` (or it closed). */
+bool transfers_drained(int sock);
+
 /* SOCKS5 (transfers_s5b.c). */
 bool xfer_s5b_add_candidates(struct transfers *t, struct xfer *x, xmpp_stanza_t *transport);
 void xfer_s5b_tick(struct transfers *t, struct xfer *x, uint64_t now);

@@ -9,7 +9,12 @@
 #include "keeper.h"
 #include "log.h"
 
+#include <errno.h>
+#include <linux/sockios.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,6 +50,48 @@ void transfers_give_back(struct transfers *t, int64_t bytes)
 {
     if (t->config->transfer_bandwidth_kib != 0)
         t->tokens += bytes;
+}
+
+enum transfers_sent transfers_sendfile(struct transfers *t, int sock, int fd, int64_t *offset,
+                                       int64_t end, int64_t *sent, uint64_t now)
+{
+    *sent = 0;
+    while (*offset < end) {
+        int64_t want = end - *offset;
+        off_t off = (off_t)*offset;
+        ssize_t n;
+
+        if (want > TRANSFER_CHUNK)
+            want = TRANSFER_CHUNK;
+        want = transfers_allowance(t, want, now);
+        if (want == 0)
+            return TRANSFERS_SENT_LATER;
+        n = sendfile(sock, fd, &off, (size_t)want);
+        if (n > 0) {
+            *offset += n;
+            *sent += n;
+            if (n < want) {
+                transfers_give_back(t, want - n); /* what the socket did not take */
+                return TRANSFERS_SENT_LATER;
+            }
+            continue;
+        }
+        transfers_give_back(t, want);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return TRANSFERS_SENT_LATER;
+        return n == 0 ? TRANSFERS_SENT_SHORT_FILE : TRANSFERS_SENT_ERROR;
+    }
+    shutdown(sock, SHUT_WR);
+    return TRANSFERS_SENT_ALL;
+}
+
+bool transfers_drained(int sock)
+{
+    int unsent = 0;
+    char byte;
+
+    return !(ioctl(sock, SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
+             recv(sock, &byte, 1, MSG_DONTWAIT) != 0);
 }
 
 size_t transfers_pollfds_max(const struct transfers *t)

@@ -61,7 +61,7 @@ void xfer_set_method(struct transfers *t, struct xfer *x, const char *method)
 {
     x->method = method;
     if (x->row_id != 0 && keeper_is_connected(t->keeper) &&
-        catalog_transfer_method(t->catalog, x->row_id, method) != 0)
+        catalog_transfer_method(t->catalog, x->row_id, method, -1, -1) != 0)
         log_warn("transfer", "cannot record the method of transfer %" PRId64 ": %s",
                  x->row_id, catalog_last_error(t->catalog));
 }
