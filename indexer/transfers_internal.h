@@ -156,6 +156,8 @@ void xfer_finish(struct transfers *t, struct xfer *x, uint64_t now);
 xmpp_stanza_t *xfer_content(xmpp_stanza_t *jingle, const struct xfer *x);
 bool xfer_set_number(xmpp_stanza_t *el, const char *name, int64_t value);
 void xfer_set_method(struct transfers *t, struct xfer *x, const char *method);
+bool xfer_send_ibb_transport(struct transfers *t, struct xfer *x, const char *action,
+                             const char *step);
 int64_t transfers_allowance(struct transfers *t, int64_t want, uint64_t now);
 void transfers_give_back(struct transfers *t, int64_t bytes);
 

@@ -146,27 +146,14 @@ void xfer_s5b_close(struct xfer *x)
 
 void xfer_replace_with_ibb(struct transfers *t, struct xfer *x, uint64_t now)
 {
-    xmpp_ctx_t *ctx = xmpp_conn_get_context(t->conn);
-    xmpp_stanza_t *iq, *jingle, *content, *transport;
-    char id[64];
-
     log_info("transfer", "sid=%s: no SOCKS5 candidate works; replacing the transport with IBB",
              x->req.sid);
-    xfer_s5b_close(x);
-    x->s5b = false;
     snprintf(x->req.ibb_sid, sizeof(x->req.ibb_sid), "ibb-%u", x->serial);
     x->block_size = (unsigned)t->config->transfer_ibb_block_size;
-    xfer_id(x, id, sizeof(id), "r");
-    iq = jingle_iq_new(ctx, x->peer, id, "transport-replace", x->req.sid, &jingle);
-    if (!iq || !(content = xfer_content(jingle, x)) ||
-        !(transport = stanza_add_element(content, "transport", XMPP_NS_JINGLE_IBB)) ||
-        !xfer_set_number(transport, "block-size", x->block_size) ||
-        xmpp_stanza_set_attribute(transport, "sid", x->req.ibb_sid) != XMPP_EOK) {
-        xmpp_stanza_release(iq);
+    if (!xfer_send_ibb_transport(t, x, "transport-replace", "r")) {
         xfer_terminate(t, x, "failed-transport", now);
         return;
     }
-    xfer_send(t, iq);
     xfer_enter_state(x, XFER_REPLACING);
     xfer_touch(t, x, now);
 }
