@@ -17,6 +17,9 @@ fsyncs the file before it verifies; curl does not).  Each time is the wall clock
 request, bytes, fsync, checksum), and for curl of the whole download into
 a file on the same file system.
 
+Also timed after each curl run: sha256sum of the file curl wrote, since
+`filerepo get` hands over a file whose sha-256 it has checked.
+
 Memory: BENCH_CONCURRENT=50 `filerepo get -o /dev/null` of a
 BENCH_CONCURRENT_MB=100 MiB file started at once (SOCKS5, three accounts);
 filerepod's VmRSS is sampled every 50 ms, VmHWM read before and after.
@@ -233,7 +236,7 @@ def main():
                                             socks5_proxy="auto"))
         nginx = Nginx(root, work)
         out = os.path.join(work, "out.bin")
-        curl_times, curl_null, results, served = [], [], {}, {}
+        curl_times, curl_null, curl_checked, results, served = [], [], [], {}, {}
         try:
             for config, paths in ((extra, [("socks5-direct", []), ("to /dev/null", []),
                                            ("ibb", ["--ibb"])]),
@@ -253,6 +256,10 @@ def main():
                             took, _ = timed(["curl", "-sS", "-o", "/dev/null" if null else out,
                                              f"http://127.0.0.1:{nginx.port}/big.bin"])
                             (curl_null if null else curl_times).append(took)
+                            if not null:
+                                # The same deliverable as get's: the file, its hash checked.
+                                summed, _ = timed(["sha256sum", out])
+                                curl_checked.append(took + summed)
                             took, rep = run_get(env, args + [to, f"{repo}/big.bin"],
                                                 "/dev/null" if null else out)
                             if null:
@@ -273,6 +280,12 @@ def main():
         print(f"file: {size / MB:.0f} MB; median of {RUNS} runs each, curl run before each")
         print(f"curl from nginx (sendfile): {mbps(size, curl):8.1f} MB/s  "
               f"({curl:.2f} s, median of {len(curl_times)})")
+        checked = statistics.median(curl_checked)
+        print(f"curl, then sha256sum of the file: {mbps(size, checked):8.1f} MB/s  "
+              f"({checked:.2f} s): what get delivers, a file whose hash is checked")
+        if "socks5-direct" in results:
+            print(f"filerepo get, socks5-direct against curl + sha256sum: "
+                  f"{100 * checked / results['socks5-direct']:.0f}%")
         for name in ("socks5-direct", "socks5-proxy", "ibb", "to /dev/null"):
             if name not in results:
                 print(f"filerepo get, {name:13s}: not measured")
