@@ -357,3 +357,17 @@ void catalog_int64_text(char *out, size_t len, int64_t v)
 {
     snprintf(out, len, "%" PRId64, v);
 }
+
+int catalog_sha256_from_hex(const char *hex, unsigned char out[32])
+{
+    if (strlen(hex) != 64)
+        return FR_ERROR;
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return FR_ERROR;
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}

@@ -51,6 +51,9 @@ struct catalog {
 /** Writes v as decimal text into out (len bytes), for a query parameter. */
 void catalog_int64_text(char *out, size_t len, int64_t v);
 
+/* Reads 64 hex digits (encode(sha256, 'hex')) into out; 0 or FR_ERROR. */
+int catalog_sha256_from_hex(const char *hex, unsigned char out[32]);
+
 /** Records the text of a failure (printf-style) as the last error. */
 void catalog_set_error(struct catalog *catalog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -15,20 +15,6 @@
 
 #define TRANSFER_COLUMNS "v.id, encode(v.sha256, 'hex'), v.size, r.name || '/' || e.path"
 
-static int transfer_hex(const char *hex, unsigned char out[32])
-{
-    if (strlen(hex) != 64)
-        return FR_ERROR;
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return FR_ERROR;
-        out[i] = (unsigned char)v;
-    }
-    return 0;
-}
-
 int catalog_transfer_find(struct catalog *catalog, const char *requester, const char *path,
                           const unsigned char *sha256, struct catalog_transfer_file *out)
 {
@@ -81,7 +67,7 @@ int catalog_transfer_find(struct catalog *catalog, const char *requester, const 
     if (!res)
         return error;
     out->revision_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    error = transfer_hex(PQgetvalue(res, 0, 1), out->sha256);
+    error = catalog_sha256_from_hex(PQgetvalue(res, 0, 1), out->sha256);
     out->size = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     snprintf(out->path, sizeof(out->path), "%s", PQgetvalue(res, 0, 3));
     PQclear(res);
@@ -90,13 +76,13 @@ int catalog_transfer_find(struct catalog *catalog, const char *requester, const 
     return error;
 }
 
-int catalog_transfer_begin(struct catalog *catalog, const char *requester, int64_t revision_id,
-                           const char *method, const char *sid, int64_t offset, int64_t length,
-                           int64_t *id)
+int catalog_transfer_begin(struct catalog *catalog, const char *protocol, const char *requester,
+                           int64_t revision_id, const char *method, const char *sid,
+                           int64_t offset, int64_t length, int64_t *id)
 {
     char rev[24], off[24], len[24];
-    const char *params[6] = { requester, revision_id > 0 ? rev : NULL, method, sid, off,
-                              length >= 0 ? len : NULL };
+    const char *params[7] = { requester, revision_id > 0 ? rev : NULL, method, sid, off,
+                              length >= 0 ? len : NULL, protocol };
     PGresult *res;
     int error;
 
@@ -105,8 +91,8 @@ int catalog_transfer_begin(struct catalog *catalog, const char *requester, int64
     snprintf(len, sizeof(len), "%" PRId64, length);
     res = catalog_query_found(catalog,
         "INSERT INTO transfer (requester, revision_id, protocol, method, sid, range_offset,"
-        " range_length) VALUES ($1, $2, 'jingle', $3, $4, $5, $6) RETURNING id",
-        6, params, &error);
+        " range_length) VALUES ($1, $2, $7, $3, $4, $5, $6) RETURNING id",
+        7, params, &error);
     if (!res)
         return error;
     *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -131,28 +117,36 @@ int catalog_transfer_end(struct catalog *catalog, int64_t id, int64_t bytes, con
     return 0;
 }
 
-int catalog_transfer_method(struct catalog *catalog, int64_t id, const char *method)
+int catalog_transfer_method(struct catalog *catalog, int64_t id, const char *method,
+                            int64_t offset, int64_t length)
 {
-    char ids[24];
-    const char *params[2] = { ids, method };
+    char ids[24], off[24], len[24];
+    const char *params[4] = { ids, method, offset >= 0 ? off : NULL,
+                              length >= 0 ? len : NULL };
     PGresult *res;
 
-    snprintf(ids, sizeof(ids), "%" PRId64, id);
-    res = catalog_query(catalog, "UPDATE transfer SET method = $2 WHERE id = $1", 2, params,
-                        PGRES_COMMAND_OK);
+    catalog_int64_text(ids, sizeof(ids), id);
+    catalog_int64_text(off, sizeof(off), offset);
+    catalog_int64_text(len, sizeof(len), length);
+    res = catalog_query(catalog,
+        "UPDATE transfer SET method = $2,"
+        " range_offset = coalesce($3::bigint, range_offset),"
+        " range_length = CASE WHEN $3::bigint IS NULL THEN range_length ELSE $4::bigint END"
+        " WHERE id = $1", 4, params, PGRES_COMMAND_OK);
     if (!res)
         return catalog_failure_code(catalog, FR_ERROR);
     PQclear(res);
     return 0;
 }
 
-int catalog_transfer_refused(struct catalog *catalog, const char *requester, const char *sid)
+int catalog_transfer_refused(struct catalog *catalog, const char *protocol,
+                             const char *requester, const char *sid)
 {
-    const char *params[] = { requester, sid };
+    const char *params[] = { requester, sid, protocol };
     PGresult *res = catalog_query(catalog,
         "INSERT INTO transfer (requester, protocol, sid, outcome, finished_at)"
-        " VALUES ($1, 'jingle', $2, 'refused', now())",
-        2, params, PGRES_COMMAND_OK);
+        " VALUES ($1, $3, $2, 'refused', now())",
+        3, params, PGRES_COMMAND_OK);
 
     if (!res)
         return catalog_failure_code(catalog, FR_ERROR);

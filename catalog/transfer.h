@@ -38,14 +38,15 @@ int catalog_transfer_find(struct catalog *catalog, const char *requester, const 
                           const unsigned char *sha256, struct catalog_transfer_file *out);
 
 /**
- * Records the start of a transfer: requester (full JID), revision (0: none),
- * method ("ibb", "s5b-direct", "s5b-proxy", or NULL while a SOCKS5
- * candidate is being chosen), Jingle sid, range offset and length (-1: to the end).
+ * Records the start of a transfer: protocol ("jingle", "sipub"), requester
+ * (full JID), revision (0: none), method ("ibb", "s5b-direct", "s5b-proxy",
+ * or NULL while it is being chosen), the session's sid, range offset and
+ * length (-1: to the end).
  * Sets *id to the new row's id.
  */
-int catalog_transfer_begin(struct catalog *catalog, const char *requester, int64_t revision_id,
-                           const char *method, const char *sid, int64_t offset, int64_t length,
-                           int64_t *id);
+int catalog_transfer_begin(struct catalog *catalog, const char *protocol, const char *requester,
+                           int64_t revision_id, const char *method, const char *sid,
+                           int64_t offset, int64_t length, int64_t *id);
 
 /**
  * Records how transfer `id` ended: bytes sent and outcome ("success",
@@ -54,14 +55,20 @@ int catalog_transfer_begin(struct catalog *catalog, const char *requester, int64
  */
 int catalog_transfer_end(struct catalog *catalog, int64_t id, int64_t bytes, const char *outcome);
 
-/** Records the method transfer `id` settled on (see catalog_transfer_begin()). */
-int catalog_transfer_method(struct catalog *catalog, int64_t id, const char *method);
+/**
+ * Records the method transfer `id` settled on (see catalog_transfer_begin())
+ * and, when offset >= 0, the range asked for then (length -1: to the end).
+ */
+int catalog_transfer_method(struct catalog *catalog, int64_t id, const char *method,
+                            int64_t offset, int64_t length);
 
 /**
- * Records a request that was refused (nothing found the requester may
- * read, or too many transfers): no revision, outcome 'refused'.
+ * Records a request over `protocol` that was refused (nothing found the
+ * requester may read, or too many transfers): no revision, outcome
+ * 'refused'; `sid` is the session's (or the sipub id asked for).
  * Returns 0, or FR_ECONN / FR_ERROR.
  */
-int catalog_transfer_refused(struct catalog *catalog, const char *requester, const char *sid);
+int catalog_transfer_refused(struct catalog *catalog, const char *protocol,
+                             const char *requester, const char *sid);
 
 #endif

@@ -15,11 +15,13 @@
 #include "log.h"
 #include "listing.h"
 #include "ratelimit.h"
+#include "sipub.h"
 #include "transfers.h"
 #include "xmpp/jingle.h"
 #include "xmpp/disco.h"
 #include "xmpp/fis.h"
 #include "xmpp/rsm.h"
+#include "xmpp/si.h"
 #include "xmpp/stanza.h"
 
 #include <stdlib.h>
@@ -59,11 +61,17 @@ static xmpp_stanza_t *service_jingle(struct service *service, xmpp_stanza_t *iq,
                                      xmpp_stanza_t *payload);
 static xmpp_stanza_t *service_ibb(struct service *service, xmpp_stanza_t *iq,
                                   xmpp_stanza_t *payload);
+static xmpp_stanza_t *service_sipub(struct service *service, xmpp_stanza_t *iq,
+                                    xmpp_stanza_t *payload);
 
 /* What a Jingle file request may use: XEP-0234 over XEP-0261, hashes. */
 static const char *const service_jingle_features[] = {
     XMPP_NS_JINGLE_FT, XMPP_NS_JINGLE_IBB, XMPP_NS_JINGLE_S5B, XMPP_NS_HASHES, XMPP_NS_HASH_SHA256, NULL
 };
+
+/* What a sipub <start/> leads to: an SI (XEP-0095) file-transfer (XEP-0096) offer. */
+static const char *const service_sipub_features[] = { XMPP_NS_SI, XMPP_NS_SI_FILE_TRANSFER,
+                                                      XMPP_NS_BYTESTREAMS, NULL };
 
 /* What a listing serves with it: XEP-0059 paging. */
 static const char *const service_fis_features[] = { XMPP_NS_RSM, NULL };
@@ -76,6 +84,9 @@ static const struct service_route service_routes[] = {
     { XMPP_NS_FILESHARE, "get", service_fileshare, NULL },
     { XMPP_NS_JINGLE, "set", service_jingle, service_jingle_features },
     { XMPP_NS_IBB, "set", service_ibb, NULL },
+    /* XEP-0137 asks with a get; a set is taken the same way. */
+    { XMPP_NS_SIPUB, "get", service_sipub, service_sipub_features },
+    { XMPP_NS_SIPUB, "set", service_sipub, NULL },
 };
 
 #define SERVICE_ROUTES_COUNT (sizeof(service_routes) / sizeof(*service_routes))
@@ -227,6 +238,15 @@ static xmpp_stanza_t *service_ibb(struct service *service, xmpp_stanza_t *iq,
         return stanza_iq_error(xmpp_stanza_get_context(iq), iq, "cancel",
                                "service-unavailable", NULL);
     return transfers_on_ibb(service->transfers, iq, payload);
+}
+
+static xmpp_stanza_t *service_sipub(struct service *service, xmpp_stanza_t *iq,
+                                    xmpp_stanza_t *payload)
+{
+    if (!service->transfers)
+        return stanza_iq_error(xmpp_stanza_get_context(iq), iq, "cancel",
+                               "service-unavailable", NULL);
+    return transfers_on_sipub(service->transfers, iq, payload);
 }
 
 void service_set_transfers(struct service *service, struct transfers *transfers)

@@ -57,7 +57,8 @@ int transfers_new(struct transfers **out, const struct config *config, struct st
     t->store = store;
     transfers_s5b_listen(t);
     if (catalog_new(&t->catalog, config->db_conninfo, config->db_password) != 0 ||
-        keeper_new(&t->keeper, t->catalog, config->db_reconnect_max_seconds) != 0) {
+        keeper_new(&t->keeper, t->catalog, config->db_reconnect_max_seconds) != 0 ||
+        sipub_new(&t->sipub, t) != 0) {
         transfers_free(t);
         return FR_ENOMEM;
     }
@@ -128,10 +129,12 @@ void transfers_on_stream(void *data, xmpp_conn_t *conn)
         /* A reused connection object keeps its user handlers: never twice. */
         xmpp_handler_delete(conn, transfers_on_answer);
         xmpp_handler_add(conn, transfers_on_answer, NULL, "iq", NULL, t);
+        sipub_on_stream(t->sipub, conn);
         transfers_proxy_discover(t);
         return;
     }
     t->conn = NULL;
+    sipub_on_stream(t->sipub, NULL);
     for (struct xfer *x = t->sessions; x; x = x->next)
         xfer_dispatch(t, x, XFER_EV_LOST, NULL, clock_now_ms());
 }
@@ -168,7 +171,7 @@ static const char *transfers_their_reason(xmpp_stanza_t *jingle)
 /* A refused request is a row too; one that cannot be written is only logged. */
 static void transfers_record_refusal(struct transfers *t, const char *from, const char *sid)
 {
-    if (catalog_transfer_refused(t->catalog, from, sid) != 0)
+    if (catalog_transfer_refused(t->catalog, "jingle", from, sid) != 0)
         log_warn("transfer", "cannot record a refused request: %s",
                  catalog_last_error(t->catalog));
 }
@@ -184,10 +187,10 @@ static void transfers_bare(char out[TRANSFER_JID_MAX], const char *jid)
     out[len] = '\0';
 }
 
-/* Sessions under way for one requester. */
-static size_t transfers_count_of(const struct transfers *t, const char *bare)
+/* Sessions under way for one requester, Jingle and sipub. */
+size_t transfers_count_of(const struct transfers *t, const char *bare)
 {
-    size_t n = 0;
+    size_t n = sipub_count_of(t->sipub, bare);
 
     for (const struct xfer *x = t->sessions; x; x = x->next)
         if (x->state != XFER_ENDED && x->state != XFER_ENDING && strcmp(x->bare, bare) == 0)
@@ -227,7 +230,7 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
                                "the catalog is not reachable; try again later");
     }
-    if (t->count >= (size_t)t->config->transfer_max_sessions) {
+    if (transfers_in_use(t) >= (size_t)t->config->transfer_max_sessions) {
         transfers_record_refusal(t, from, x->req.sid);
         free(x);
         return stanza_iq_error(ctx, iq, "wait", "resource-constraint",
@@ -278,9 +281,9 @@ static xmpp_stanza_t *transfers_initiate(struct transfers *t, xmpp_stanza_t *iq,
     x->in.fd = x->out.fd = x->data_fd = -1;
     x->in.state = x->out.state = S5_FAILED;
     x->method = x->s5b ? NULL : "ibb";
-    if (catalog_transfer_begin(t->catalog, from, x->file.revision_id, x->method, x->req.sid,
-                               x->start, x->req.length >= 0 ? x->end - x->start : -1,
-                               &x->row_id) != 0) {
+    if (catalog_transfer_begin(t->catalog, "jingle", from, x->file.revision_id, x->method,
+                               x->req.sid, x->start,
+                               x->req.length >= 0 ? x->end - x->start : -1, &x->row_id) != 0) {
         log_warn("transfer", "cannot record a transfer: %s", catalog_last_error(t->catalog));
         free(x);
         return stanza_iq_error(ctx, iq, "wait", "internal-server-error",
@@ -425,6 +428,8 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
     uint64_t now = clock_now_ms();
     struct xfer *x = from && sid ? xfer_by_sid(t, from, sid, true) : NULL;
 
+    if (!x && sipub_has_bytestream(t->sipub, from, sid))
+        return sipub_on_ibb(t->sipub, iq, payload);
     if (!x || x->state == XFER_ENDING)
         return stanza_iq_error(ctx, iq, "cancel", "item-not-found", "no such bytestream");
     xfer_touch(t, x, now);
@@ -460,161 +465,11 @@ xmpp_stanza_t *transfers_on_ibb(struct transfers *t, xmpp_stanza_t *iq, xmpp_sta
     return stanza_iq_error(ctx, iq, "cancel", "not-acceptable", "this bytestream only sends");
 }
 
-/* ------------------------------------------------------------ the loop */
-
-void transfers_stop(struct transfers *t, uint64_t now)
-{
-    for (struct xfer *x = t->sessions; x; x = x->next)
-        xfer_dispatch(t, x, XFER_EV_STOP, NULL, now);
-}
-
-int64_t transfers_allowance(struct transfers *t, int64_t want, uint64_t now)
-{
-    int64_t rate = (int64_t)t->config->transfer_bandwidth_kib * 1024;
-    int64_t burst = rate / 10 > (1 << 16) ? rate / 10 : (1 << 16);
-
-    if (rate == 0)
-        return want;
-    if (now > t->tokens_at_ms) {
-        t->tokens += rate * (int64_t)(now - t->tokens_at_ms) / 1000;
-        if (t->tokens > burst)
-            t->tokens = burst;
-        t->tokens_at_ms = now;
-    }
-    if (want > t->tokens)
-        want = t->tokens > 0 ? t->tokens : 0;
-    t->tokens -= want;
-    return want;
-}
-
-void transfers_give_back(struct transfers *t, int64_t bytes)
-{
-    if (t->config->transfer_bandwidth_kib != 0)
-        t->tokens += bytes;
-}
-
-size_t transfers_pollfds_max(const struct transfers *t)
-{
-    return 2 + TRANSFER_PENDING_MAX + 2 * (size_t)t->config->transfer_max_sessions;
-}
-
-size_t transfers_pollfds(const struct transfers *t, struct pollfd *fds, size_t max)
-{
-    size_t n = 0;
-    short events = 0;
-    int fd = keeper_fd(t->keeper, &events);
-
-    if (fd >= 0 && n < max)
-        fds[n++] = (struct pollfd){ .fd = fd, .events = events };
-    if (t->listen_fd >= 0 && n < max)
-        fds[n++] = (struct pollfd){ .fd = t->listen_fd, .events = POLLIN };
-    for (size_t i = 0; i < TRANSFER_PENDING_MAX && n < max; i++)
-        if (t->pending[i].fd >= 0 && s5_stream_events(&t->pending[i]))
-            fds[n++] = (struct pollfd){ .fd = t->pending[i].fd,
-                                        .events = s5_stream_events(&t->pending[i]) };
-    for (const struct xfer *x = t->sessions; x && n < max; x = x->next) {
-        if (x->state == XFER_ENDED || !x->s5b)
-            continue;
-        if (x->state == XFER_STREAMING && x->data_fd >= 0) {
-            /* Over the cap, the socket waits for the clock, not for room. */
-            if (t->config->transfer_bandwidth_kib == 0 || t->tokens > 0)
-                fds[n++] = (struct pollfd){ .fd = x->data_fd, .events = POLLOUT };
-            continue;
-        }
-        if (x->out.fd >= 0 && s5_stream_events(&x->out) && n < max)
-            fds[n++] = (struct pollfd){ .fd = x->out.fd, .events = s5_stream_events(&x->out) };
-        if (x->in.fd >= 0 && s5_stream_events(&x->in) && n < max)
-            fds[n++] = (struct pollfd){ .fd = x->in.fd, .events = s5_stream_events(&x->in) };
-    }
-    return n;
-}
-
-int transfers_timeout_ms(const struct transfers *t, uint64_t now_ms)
-{
-    int timeout = keeper_timeout_ms(t->keeper, now_ms);
-
-    for (size_t i = 0; i < TRANSFER_PENDING_MAX; i++)
-        if (t->pending[i].fd >= 0) {
-            int until = t->pending[i].deadline_ms > now_ms
-                            ? (int)(t->pending[i].deadline_ms - now_ms) : 0;
-
-            if (timeout < 0 || until < timeout)
-                timeout = until;
-        }
-    for (const struct xfer *x = t->sessions; x; x = x->next) {
-        int until, s5;
-
-        if (x->state == XFER_ENDED || x->state == XFER_NEW || x->state == XFER_FAILING)
-            return 0;
-        if (x->state == XFER_SENDING && x->next_offset < x->end &&
-            x->in_flight < (unsigned)t->config->transfer_ibb_window)
-            until = t->conn && xmpp_conn_send_queue_len(t->conn) < TRANSFER_QUEUE_MAX &&
-                            (t->config->transfer_bandwidth_kib == 0 || t->tokens > 0)
-                        ? 0 : TRANSFER_PUMP_MS;
-        else
-            until = x->deadline_ms > now_ms ? (int)(x->deadline_ms - now_ms) : 0;
-        s5 = x->s5b ? transfers_s5b_timeout(t, x, now_ms) : -1;
-        if (s5 >= 0 && s5 < until)
-            until = s5;
-        if (timeout < 0 || until < timeout)
-            timeout = until;
-    }
-    return timeout;
-}
-
-void transfers_run(struct transfers *t, const struct pollfd *fds, size_t count, uint64_t now)
-{
-    struct xfer **link = &t->sessions;
-    short cat_revents = 0;
-    short cat_events;
-    int cat_fd = keeper_fd(t->keeper, &cat_events);
-
-    /* Hand each poll result to whoever owns the socket. */
-    for (size_t i = 0; i < count; i++) {
-        if (!fds[i].revents)
-            continue;
-        if (fds[i].fd == cat_fd)
-            cat_revents = fds[i].revents;
-        else if (fds[i].fd == t->listen_fd)
-            transfers_s5b_accept(t, now);
-        for (size_t j = 0; j < TRANSFER_PENDING_MAX; j++)
-            if (t->pending[j].fd == fds[i].fd)
-                t->pending_revents[j] = fds[i].revents;
-        for (struct xfer *x = t->sessions; x; x = x->next) {
-            if (x->state == XFER_ENDED || !x->s5b)
-                continue;
-            if (x->out.fd == fds[i].fd)
-                x->out_revents = fds[i].revents;
-            if (x->in.fd == fds[i].fd)
-                x->in_revents = fds[i].revents;
-        }
-    }
-    keeper_run(t->keeper, cat_revents, now);
-    transfers_s5b_run_pending(t, now);
-    for (struct xfer *x = t->sessions; x; x = x->next) {
-        if (!t->conn)
-            xfer_dispatch(t, x, XFER_EV_LOST, NULL, now);
-        else if (now >= x->deadline_ms)
-            xfer_dispatch(t, x, XFER_EV_IDLE, NULL, now);
-        else
-            xfer_dispatch(t, x, XFER_EV_TICK, NULL, now);
-    }
-    while (*link) {
-        struct xfer *x = *link;
-
-        if (x->state == XFER_ENDED) {
-            *link = x->next;
-            free(x);
-        } else {
-            link = &x->next;
-        }
-    }
-}
-
 void transfers_free(struct transfers *t)
 {
     if (!t)
         return;
+    sipub_free(t->sipub);
     while (t->sessions) {
         struct xfer *x = t->sessions;
 

@@ -7,6 +7,7 @@
 #define FILEREPO_TRANSFERS_INTERNAL_H
 
 #include "transfers.h"
+#include "sipub.h"
 #include "socks5.h"
 #include "transfer.h"
 #include "xmpp/jingle.h"
@@ -117,6 +118,7 @@ struct transfers {
     struct xfer *sessions;        /* newest first */
     size_t count;                 /* sessions not yet ENDED */
     unsigned serial;              /* of the last session */
+    struct sipub *sipub;          /* owned: sipub (XEP-0137) sessions, sipub.c */
 
     int listen_fd;                /* our SOCKS5 listener, -1: none */
     int listen_port;              /* its port */
@@ -129,6 +131,16 @@ struct transfers {
     int64_t tokens;
     uint64_t tokens_at_ms;
 };
+
+/* Sessions under way, Jingle and sipub: what transfer.max_sessions bounds. */
+static inline size_t transfers_in_use(const struct transfers *t)
+{
+    return t->count + sipub_count(t->sipub);
+}
+
+/* Sessions under way for one requester (bare JID), Jingle and sipub
+ * (transfer.per_requester_max bounds it; transfers.c). */
+size_t transfers_count_of(const struct transfers *t, const char *bare);
 
 /* One session's clock and events (transfers_session.c). */
 void xfer_touch(struct transfers *t, struct xfer *x, uint64_t now);
@@ -144,8 +156,29 @@ void xfer_finish(struct transfers *t, struct xfer *x, uint64_t now);
 xmpp_stanza_t *xfer_content(xmpp_stanza_t *jingle, const struct xfer *x);
 bool xfer_set_number(xmpp_stanza_t *el, const char *name, int64_t value);
 void xfer_set_method(struct transfers *t, struct xfer *x, const char *method);
+bool xfer_send_ibb_transport(struct transfers *t, struct xfer *x, const char *action,
+                             const char *step);
 int64_t transfers_allowance(struct transfers *t, int64_t want, uint64_t now);
 void transfers_give_back(struct transfers *t, int64_t bytes);
+
+/* What transfers_sendfile() did. */
+enum transfers_sent {
+    TRANSFERS_SENT_LATER,      /* the socket is full or the cap reached: more later */
+    TRANSFERS_SENT_ALL,        /* up to `end`, and the socket shut for writing */
+    TRANSFERS_SENT_ERROR,      /* the socket failed (errno) */
+    TRANSFERS_SENT_SHORT_FILE, /* the file ended before `end` */
+};
+
+/*
+ * Sends bytes [*offset, end) of `fd` on `sock` with sendfile() as far as the
+ * socket and the bandwidth cap allow; advances *offset and sets *sent to
+ * the bytes sent now (transfers_loop.c).
+ */
+enum transfers_sent transfers_sendfile(struct transfers *t, int sock, int fd, int64_t *offset,
+                                       int64_t end, int64_t *sent, uint64_t now);
+
+/* Whether the peer's TCP has taken every byte written on `sock` (or it closed). */
+bool transfers_drained(int sock);
 
 /* SOCKS5 (transfers_s5b.c). */
 bool xfer_s5b_add_candidates(struct transfers *t, struct xfer *x, xmpp_stanza_t *transport);

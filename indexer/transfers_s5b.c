@@ -146,27 +146,14 @@ void xfer_s5b_close(struct xfer *x)
 
 void xfer_replace_with_ibb(struct transfers *t, struct xfer *x, uint64_t now)
 {
-    xmpp_ctx_t *ctx = xmpp_conn_get_context(t->conn);
-    xmpp_stanza_t *iq, *jingle, *content, *transport;
-    char id[64];
-
     log_info("transfer", "sid=%s: no SOCKS5 candidate works; replacing the transport with IBB",
              x->req.sid);
-    xfer_s5b_close(x);
-    x->s5b = false;
     snprintf(x->req.ibb_sid, sizeof(x->req.ibb_sid), "ibb-%u", x->serial);
     x->block_size = (unsigned)t->config->transfer_ibb_block_size;
-    xfer_id(x, id, sizeof(id), "r");
-    iq = jingle_iq_new(ctx, x->peer, id, "transport-replace", x->req.sid, &jingle);
-    if (!iq || !(content = xfer_content(jingle, x)) ||
-        !(transport = stanza_add_element(content, "transport", XMPP_NS_JINGLE_IBB)) ||
-        !xfer_set_number(transport, "block-size", x->block_size) ||
-        xmpp_stanza_set_attribute(transport, "sid", x->req.ibb_sid) != XMPP_EOK) {
-        xmpp_stanza_release(iq);
+    if (!xfer_send_ibb_transport(t, x, "transport-replace", "r")) {
         xfer_terminate(t, x, "failed-transport", now);
         return;
     }
-    xfer_send(t, iq);
     xfer_enter_state(x, XFER_REPLACING);
     xfer_touch(t, x, now);
 }
@@ -334,49 +321,30 @@ static void s5b_pump(struct transfers *t, struct xfer *x, short revents, uint64_
         xfer_terminate(t, x, "failed-transport", now);
         return;
     }
-    while (x->next_offset < x->end) {
-        int64_t want = x->end - x->next_offset;
-        off_t off = (off_t)x->next_offset;
-        ssize_t n;
+    int64_t sent;
+    enum transfers_sent r = transfers_sendfile(t, x->data_fd, x->fd, &x->next_offset, x->end,
+                                               &sent, now);
 
-        if (want > TRANSFER_CHUNK)
-            want = TRANSFER_CHUNK;
-        want = transfers_allowance(t, want, now);
-        if (want == 0)
-            return;
-        n = sendfile(x->data_fd, x->fd, &off, (size_t)want);
-        if (n > 0) {
-            x->next_offset += n;
-            x->acked += n;
-            xfer_touch(t, x, now);
-            if (n < want) {
-                transfers_give_back(t, want - n); /* what the socket did not take */
-                return;
-            }
-            continue;
-        }
-        transfers_give_back(t, want);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
+    x->acked += sent;
+    if (sent > 0)
+        xfer_touch(t, x, now);
+    if (r == TRANSFERS_SENT_LATER)
+        return;
+    if (r != TRANSFERS_SENT_ALL) {
         log_info("transfer", "sid=%s: sending at %" PRId64 ": %s", x->req.sid, x->next_offset,
-                 n == 0 ? "the file ended early" : strerror(errno));
-        xfer_terminate(t, x, n == 0 ? "failed-application" : "failed-transport", now);
+                 r == TRANSFERS_SENT_SHORT_FILE ? "the file ended early" : strerror(errno));
+        xfer_terminate(t, x, r == TRANSFERS_SENT_SHORT_FILE ? "failed-application"
+                                                            : "failed-transport", now);
         return;
     }
-    shutdown(x->data_fd, SHUT_WR);
     xfer_enter_state(x, XFER_DRAINING);
 }
 
 /* All written: done when the peer's TCP has taken every byte, or it closed. */
 static void s5b_drain(struct transfers *t, struct xfer *x, uint64_t now)
 {
-    int unsent = 0;
-    char byte;
-
-    if (ioctl(x->data_fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
-        recv(x->data_fd, &byte, 1, MSG_DONTWAIT) != 0)
-        return;
-    xfer_finish(t, x, now);
+    if (transfers_drained(x->data_fd))
+        xfer_finish(t, x, now);
 }
 
 void xfer_s5b_tick(struct transfers *t, struct xfer *x, uint64_t now)
@@ -490,6 +458,8 @@ void transfers_s5b_run_pending(struct transfers *t, uint64_t now)
                 (x->state == XFER_ACCEPTING || x->state == XFER_CONNECTING) &&
                 strcmp(x->our_dst, s->dst) == 0)
                 break;
+        if (!x && sipub_s5b_claim(t->sipub, s))
+            continue; /* a sipub bytestream's */
         if (!x) {
             log_info("transfer", "SOCKS5: a connection for an unknown stream refused");
             s5_stream_close(s, "unknown DST.ADDR");

@@ -61,7 +61,7 @@ void xfer_set_method(struct transfers *t, struct xfer *x, const char *method)
 {
     x->method = method;
     if (x->row_id != 0 && keeper_is_connected(t->keeper) &&
-        catalog_transfer_method(t->catalog, x->row_id, method) != 0)
+        catalog_transfer_method(t->catalog, x->row_id, method, -1, -1) != 0)
         log_warn("transfer", "cannot record the method of transfer %" PRId64 ": %s",
                  x->row_id, catalog_last_error(t->catalog));
 }
@@ -350,8 +350,10 @@ static void xfer_acked(struct xfer *x)
     x->acked += left < x->block_size ? left : x->block_size;
 }
 
-/* Their transport-replace (already answered): transport-accept with IBB. */
-static void xfer_accept_ibb(struct transfers *t, struct xfer *x, uint64_t now)
+/* transport-accept or transport-replace with our IBB transport; the SOCKS5
+ * sockets are closed.  False when it could not be sent. */
+bool xfer_send_ibb_transport(struct transfers *t, struct xfer *x, const char *action,
+                             const char *step)
 {
     xmpp_ctx_t *ctx = xmpp_conn_get_context(t->conn);
     xmpp_stanza_t *iq, *jingle, *content, *transport;
@@ -359,17 +361,25 @@ static void xfer_accept_ibb(struct transfers *t, struct xfer *x, uint64_t now)
 
     xfer_s5b_close(x);
     x->s5b = false;
-    xfer_id(x, id, sizeof(id), "x");
-    iq = jingle_iq_new(ctx, x->peer, id, "transport-accept", x->req.sid, &jingle);
+    xfer_id(x, id, sizeof(id), step);
+    iq = jingle_iq_new(ctx, x->peer, id, action, x->req.sid, &jingle);
     if (!iq || !(content = xfer_content(jingle, x)) ||
         !(transport = stanza_add_element(content, "transport", XMPP_NS_JINGLE_IBB)) ||
         !xfer_set_number(transport, "block-size", x->block_size) ||
         xmpp_stanza_set_attribute(transport, "sid", x->req.ibb_sid) != XMPP_EOK) {
         xmpp_stanza_release(iq);
+        return false;
+    }
+    return xfer_send(t, iq);
+}
+
+/* Their transport-replace (already answered): transport-accept with IBB. */
+static void xfer_accept_ibb(struct transfers *t, struct xfer *x, uint64_t now)
+{
+    if (!xfer_send_ibb_transport(t, x, "transport-accept", "x")) {
         xfer_terminate(t, x, "failed-application", now);
         return;
     }
-    xfer_send(t, iq);
     xfer_enter_state(x, XFER_OPENING);
     xfer_touch(t, x, now);
 }

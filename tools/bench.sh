@@ -2,7 +2,7 @@
 # Runs filerepo's benchmarks (tests/bench/bench_*.py) against the peers
 # measured in the same run, on private services it starts and stops.  Not a
 # test: prints medians and ratios.
-# Usage: tools/bench.sh [indexer|publisher|query ...]   (default: all)
+# Usage: tools/bench.sh [indexer|publisher|query|transfers ...]   (default: all)
 # Sizes: see each tests/bench/bench_*.py.
 set -euo pipefail
 

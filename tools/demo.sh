@@ -117,6 +117,20 @@ echo "== filerepo log releases/proj-1.4.0.tar.gz"
 "$src/build/filerepo" -c "$dir/filerepod.json" log releases/proj-1.4.0.tar.gz
 echo "== sha256sum of the uploaded file, for comparison"
 sha256sum "$dir/releases/proj-1.4.0.tar.gz"
+echo "== $XMPP_USER_ALICE downloads it from $XMPP_COMPONENT_JID (filerepo get: Jingle, SOCKS5)"
+mkdir -p "$dir/download"
+rm -f "$dir/download/proj-1.4.0.tar.gz"
+(cd "$dir/download" &&
+    FILEREPO_XMPP_JID=$XMPP_USER_ALICE FILEREPO_XMPP_PASSWORD=$XMPP_PASS_ALICE \
+    "$src/build/filerepo" get --server "$XMPP_HOST:$XMPP_C2S_PORT" \
+    "$XMPP_COMPONENT_JID" releases/proj-1.4.0.tar.gz)
+sha256sum "$dir/download/proj-1.4.0.tar.gz"
+if [ "$(sha256sum "$dir/download/proj-1.4.0.tar.gz" | cut -d' ' -f1)" = "$sum" ]; then
+    echo "the download is byte-identical to the upload"
+else
+    echo "the download differs from the upload" >&2
+    exit 1
+fi
 echo "== the history in git (git --git-dir $dir/state/git/releases.git log --stat)"
 git --git-dir "$dir/state/git/releases.git" log --stat --format='%h %s' | cat
 

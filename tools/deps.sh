@@ -13,7 +13,8 @@ ejabberd erlang-dev
 python3 python3-slixmpp
 valgrind clang libclang-rt-14-dev
 procps iproute2 util-linux openssl media-types xfsprogs
-nginx-light vsftpd apache2 apache2-utils
+nginx-light curl
+vsftpd apache2 apache2-utils
 "
 
 missing=""

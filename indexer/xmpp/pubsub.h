@@ -154,8 +154,8 @@ struct pubsub_notice {
 };
 
 /**
- * Calls fn for every published item in pubsub event <message/> `msg`
- * (strings are borrowed for the call).  Items without a revision payload
+ * Calls fn for every published item in pubsub event <message/> `msg`, or
+ * in the result <iq/> of an items request (strings are borrowed for the call).  Items without a revision payload
  * are reported with size -1.  Returns how many items were seen.
  */
 int pubsub_event_items(xmpp_stanza_t *msg,

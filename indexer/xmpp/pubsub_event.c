@@ -90,6 +90,9 @@ int pubsub_event_items(xmpp_stanza_t *msg,
                        void (*fn)(const struct pubsub_notice *notice, void *data), void *data)
 {
     xmpp_stanza_t *event = pubsub_child_ns(msg, "event", XMPP_NS_PUBSUB_EVENT);
+
+    if (!event) /* an items result: <iq><pubsub><items/></pubsub></iq> */
+        event = pubsub_child_ns(msg, "pubsub", XMPP_NS_PUBSUB);
     int seen = 0;
 
     for (xmpp_stanza_t *items = event ? xmpp_stanza_get_children(event) : NULL; items;

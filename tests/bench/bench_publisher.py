@@ -10,7 +10,8 @@ flight for the raw loop (filerepod's own window), BENCH_SAMPLES=200
 latency samples, BENCH_RUNS=3.  The raw loops: items into one node (as
 many items, and as many IQs), and the daemon's own publishes done by a
 bare client (each revision's leaf, and a change feed keeping
-xmpp.change_feed_max_items).
+xmpp.change_feed_max_items), on the same tree of collections and
+leaves, with the very payloads the daemon published.
 
 Throughput (with the change feed, and with xmpp.change_feed off): 5,000
 files are indexed and published once (nodes created);
@@ -96,38 +97,70 @@ def raw_loop(env, count):
     return count / took
 
 
-def raw_same_work(env, count, feed_max):
+def node_form(node_type="leaf", parent=None, max_items="max"):
+    fields = [("FORM_TYPE", "http://jabber.org/protocol/pubsub#node_config"),
+              ("pubsub#node_type", node_type), ("pubsub#max_items", max_items)]
+    if parent:
+        fields.append(("pubsub#collection", parent))
+    return ("<configure><x xmlns='jabber:x:data' type='submit'>"
+            + "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields)
+            + "</x></configure>")
+
+
+def raw_same_work(env, count, feed_max, payloads):
     """Revisions per second of a client doing filerepod's publishing work
-    and nothing else: per revision one item on the revision's own leaf (the
-    leaves exist, as in the daemon's measured pass) and one on a change-feed
-    leaf keeping `feed_max` items."""
+    and nothing else: the same tree (a repository collection, 50 directory
+    collections, one leaf per file, created beforehand as in the daemon's
+    measured pass), and per revision the daemon's own two items - the
+    revision on its leaf and the change on a feed keeping `feed_max` items -
+    with the payloads the daemon published."""
     service = env["XMPP_PUBSUB_JID"]
-    tag = uuid.uuid4().hex[:8]
-    feed = f"bench-{tag}#changes"
-    nodes = [f"bench-{tag}/f{i:05d}" for i in range(count)]
-    form = ("<configure><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' "
-            "type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>"
-            "<field var='pubsub#max_items'><value>%s</value></field></x></configure>")
+    item_payload, change_payload = payloads
+    root = "bench" + uuid.uuid4().hex[:8]
+    feed = root + "#changes"
+    dirs = [f"{root}/d{d:02d}" for d in range(50)]
+    leaves = [f"{dirs[i % 50]}/f{i:05d}" for i in range(count)]
+    pub = f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
     c = client(env)
     try:
-        pipelined(c, [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
-                      f"<create node='{n}'/>{form % 'max'}</pubsub></iq>" for n in nodes]
-                  + [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
-                     f"<create node='{feed}'/>{form % feed_max}</pubsub></iq>"], WINDOW)
+        pipelined(c, [f"{pub}<create node='{root}'/>{node_form('collection')}</pubsub></iq>"]
+                  + [f"{pub}<create node='{feed}'/>{node_form(max_items=feed_max)}</pubsub></iq>"],
+                  1)
+        pipelined(c, [f"{pub}<create node='{d}'/>{node_form('collection', root)}</pubsub></iq>"
+                      for d in dirs], WINDOW)
+        pipelined(c, [f"{pub}<create node='{n}'/>{node_form(parent=n.rsplit('/', 1)[0])}"
+                      f"</pubsub></iq>" for n in leaves], WINDOW)
         stanzas = []
-        for i, n in enumerate(nodes):
-            stanzas.append(f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
-                           f"<publish node='{n}'><item id='r{i}'>{ENTRY}</item></publish>"
-                           f"</pubsub></iq>")
-            stanzas.append(f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
-                           f"<publish node='{feed}'><item id='c{i}'>{ENTRY}</item></publish>"
-                           f"</pubsub></iq>")
+        for i, n in enumerate(leaves):
+            stanzas.append(f"{pub}<publish node='{n}'><item id='2'>{item_payload}</item>"
+                           "</publish></pubsub></iq>")
+            stanzas.append(f"{pub}<publish node='{feed}'><item id='c{i}'>{change_payload}</item>"
+                           "</publish></pubsub></iq>")
         took = pipelined(c, stanzas, WINDOW)
         pipelined(c, [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub_owner']}'>"
-                      f"<delete node='{n}'/></pubsub></iq>" for n in nodes + [feed]], WINDOW)
+                      f"<delete node='{n}'/></pubsub></iq>" for n in leaves + dirs + [feed, root]],
+                  WINDOW)
     finally:
         c.close()
     return count / took
+
+
+def published_payloads(env, repo):
+    """The payloads filerepod published for its last file: the revision item
+    and the change-feed item, as XML text."""
+    import xml.etree.ElementTree as ET
+    service = env["XMPP_PUBSUB_JID"]
+    c = client(env)
+    try:
+        texts = []
+        for node in (f"{repo}/d{(ITEMS - 1) % 50:02d}/f{ITEMS - 1:05d}", repo + "#changes"):
+            r = c.iq(f"<iq type='get' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
+                     f"<items node='{node}' max_items='1'/></pubsub></iq>")
+            item = r.find(f"{{{NS['pubsub']}}}pubsub/{{{NS['pubsub']}}}items/{{{NS['pubsub']}}}item")
+            texts.append(ET.tostring(list(item)[0], encoding="unicode"))
+        return texts
+    finally:
+        c.close()
 
 
 def wait_drained(env, db, timeout=1800):
@@ -185,10 +218,11 @@ def daemon_throughput(env, feed=True):
             done = int(psql(env, daemon.db, "SELECT count(*) FROM outbox WHERE state = 'done'"
                                             " AND action = 'publish_item'")[0])
             check_rows = psql(env, daemon.db, "SELECT count(*) FROM outbox WHERE state <> 'done'")
+            payloads = published_payloads(env, repo) if feed else None
             daemon.stop()
     if done != 2 * ITEMS or check_rows != ["0"]:
         print(f"warning: {done} publish rows done, {check_rows} not done")
-    return ITEMS / (ended - started)
+    return ITEMS / (ended - started), payloads
 
 
 def latency(env):
@@ -250,9 +284,10 @@ def main():
     for run in range(RUNS):
         raw_items.append(raw_loop(env, ITEMS))
         raw_iqs.append(raw_loop(env, 2 * ITEMS))
-        raw_same.append(raw_same_work(env, ITEMS, FEED_MAX))
-        ours.append(daemon_throughput(env))
-        bare.append(daemon_throughput(env, feed=False))
+        rate, payloads = daemon_throughput(env)
+        ours.append(rate)
+        raw_same.append(raw_same_work(env, ITEMS, FEED_MAX, payloads))
+        bare.append(daemon_throughput(env, feed=False)[0])
         print(f"run {run + 1}: raw loop {raw_items[-1]:.0f} items/s ({raw_iqs[-1]:.0f} items/s "
               f"over {2 * ITEMS}; {raw_same[-1]:.0f} revisions/s doing the daemon's work), "
               f"filerepod {ours[-1]:.0f} revision items/s ({2 * ours[-1]:.0f} IQs/s), "

@@ -67,7 +67,11 @@ def main():
                                "urn:xmpp:jingle:transports:ibb:1",
                                "urn:xmpp:jingle:transports:s5b:1", "urn:xmpp:hashes:2",
                                "urn:xmpp:hash-function-text-names:sha-256",
-                               "http://jabber.org/protocol/ibb"],
+                               "http://jabber.org/protocol/ibb",
+                               "http://jabber.org/protocol/sipub",
+                               "http://jabber.org/protocol/si",
+                               "http://jabber.org/protocol/si/profile/file-transfer",
+                               "http://jabber.org/protocol/bytestreams"],
                   f"features {features}")
 
             # The same from a JID under the component (XEP-0214 sends its

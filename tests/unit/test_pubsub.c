@@ -217,6 +217,14 @@ static void test_pubsub__reads_notifications(void **state)
                              "</items></event></message>", &s), 2);
     assert_string_equal(s.line[0], "n  -1 -");
     assert_string_equal(s.line[1], "n 1 -1 - ftp:///");
+
+    /* The result of an items request reads the same (filerepo get --rev). */
+    assert_int_equal(notices(
+        "<iq type='result' from='pubsub.example.org'><pubsub xmlns='" XMPP_NS_PUBSUB "'>"
+        "<items node='r/a'><item id='1'><entry xmlns='" XMPP_NS_FILESHARE_ITEM "'>"
+        "<size>7</size><checksum type='sha256'>cafe</checksum></entry></item></items>"
+        "</pubsub></iq>", &s), 1);
+    assert_string_equal(s.line[0], "r/a 1 7 cafe");
 }
 
 static void test_pubsub__affiliations(void **state)

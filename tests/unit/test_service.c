@@ -78,7 +78,7 @@ static void test_service__disco_info(void **state)
         "<iq type='get' id='d1' from='alice@localhost/x' to='files.localhost'>"
         "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
     xmpp_stanza_t *query, *identity;
-    const char *features[13];
+    const char *features[17];
     size_t n = 0;
 
     assert_non_null(reply);
@@ -97,10 +97,10 @@ static void test_service__disco_info(void **state)
     assert_string_equal(xmpp_stanza_get_attribute(identity, "name"), "Test releases");
 
     for (xmpp_stanza_t *c = xmpp_stanza_get_children(query); c; c = xmpp_stanza_get_next(c))
-        if (strcmp(xmpp_stanza_get_name(c), "feature") == 0 && n < 13)
+        if (strcmp(xmpp_stanza_get_name(c), "feature") == 0 && n < 17)
             features[n++] = xmpp_stanza_get_attribute(c, "var");
     /* Exactly what is served. */
-    assert_int_equal(n, 13);
+    assert_int_equal(n, 17);
     assert_string_equal(features[0], "http://jabber.org/protocol/disco#info");
     assert_string_equal(features[1], "http://jabber.org/protocol/disco#items");
     assert_string_equal(features[2], "urn:xmpp:ping");
@@ -114,6 +114,10 @@ static void test_service__disco_info(void **state)
     assert_string_equal(features[10], "urn:xmpp:hashes:2");
     assert_string_equal(features[11], "urn:xmpp:hash-function-text-names:sha-256");
     assert_string_equal(features[12], "http://jabber.org/protocol/ibb");
+    assert_string_equal(features[13], "http://jabber.org/protocol/sipub");
+    assert_string_equal(features[14], "http://jabber.org/protocol/si");
+    assert_string_equal(features[15], "http://jabber.org/protocol/si/profile/file-transfer");
+    assert_string_equal(features[16], "http://jabber.org/protocol/bytestreams");
     xmpp_stanza_release(reply);
 }
 
@@ -123,11 +127,12 @@ static void test_service__features_match_routes(void **state)
     const char *const *features;
     size_t n = service_features(&features);
 
-    assert_int_equal(n, 13);
+    assert_int_equal(n, 17);
     assert_string_equal(features[0], XMPP_NS_DISCO_INFO);
     assert_string_equal(features[2], "urn:xmpp:ping");
     assert_string_equal(features[6], "urn:xmpp:jingle:1");
     assert_string_equal(features[12], "http://jabber.org/protocol/ibb");
+    assert_string_equal(features[13], "http://jabber.org/protocol/sipub");
 }
 
 static void test_service__disco_info_node_needs_catalog(void **state)

@@ -11,6 +11,7 @@
 #include "catalog.h"
 #include "commands.h"
 #include "config.h"
+#include "get.h"
 #include "log.h"
 
 #include <errno.h>
@@ -53,6 +54,8 @@ static const struct {
     /* Over XMPP, as a user: no catalog. */
     { "browse", NULL, "JID [PATH]",
       "a listing of the service at JID, over XMPP, page by page", true },
+    { "get", NULL, "JID PATH|--hash H",
+      "download a file from the service at JID (Jingle: SOCKS5, else IBB)", true },
 };
 
 static void usage(FILE *out)
@@ -66,14 +69,32 @@ static void usage(FILE *out)
             "                     then %s)\n"
             "      --json         print JSON\n"
             "\n"
-            "subscribe and browse (an XMPP client login):\n"
+            "subscribe, browse and get (an XMPP client login):\n"
             "      --account JID          log in as JID (default $FILEREPO_XMPP_JID)\n"
             "      --password-file FILE   its password (default $FILEREPO_XMPP_PASSWORD_FILE,\n"
             "                             then $FILEREPO_XMPP_PASSWORD)\n"
             "      --server HOST[:PORT]   connect there (default $FILEREPO_XMPP_SERVER, then\n"
             "                             the account's domain)\n"
             "      --count N              subscribe: stop after N notifications\n"
-            "      --page-size N          browse: entries per request (default 100)\n",
+            "      --page-size N          browse: entries per request (default 100)\n"
+            "\n"
+            "get JID PATH|--hash H [--rev N] [-o FILE]:\n"
+            "  -o, --output FILE          where (default: the last part of PATH); a partial\n"
+            "                             FILE is resumed and the whole file verified\n"
+            "      --hash H               the content wanted (sha-256, hex or base64)\n"
+            "      --rev N                revision N of PATH (read from the pubsub item N)\n"
+            "      --pubsub JID           where --rev looks (default pubsub.<parent of JID>)\n"
+            "      --ibb                  in-band bytes only (no SOCKS5)\n"
+            "      --no-direct            offer no SOCKS5 candidate of our own\n"
+            "      --timeout S            give up after S seconds without progress (60)\n"
+            "\n"
+            "mirror add REPO URL, metalink REPO/PATH:\n"
+            "      --type T               http, https, ftp, sftp, smb (default: the URL's\n"
+            "                             scheme) or webdav (filled by filerepod)\n"
+            "      --description TEXT     shown in the items\n"
+            "      --user U               the mirror's user; --password-file FILE its password\n"
+            "      --public-credentials   publish user and password in the items\n"
+            "      --rev N                metalink: revision N (default: the current one)\n",
             FILEREPO_DEFAULT_CONFIG);
 }
 
@@ -119,14 +140,21 @@ int main(int argc, char **argv)
         { "server", required_argument, NULL, 's' },
         { "page-size", required_argument, NULL, 'n' },
         { "count", required_argument, NULL, 'N' },
-        /* mirror and metalink */
-        { "type", required_argument, NULL, 'T' },
-        { "description", required_argument, NULL, 'D' },
+        { "output", required_argument, NULL, 'o' },
+        { "hash", required_argument, NULL, 'H' },
+        { "rev", required_argument, NULL, 'R' },
+        { "pubsub", required_argument, NULL, 'P' },
+        { "ibb", no_argument, NULL, 'I' },
+        { "no-direct", no_argument, NULL, 'D' },
+        { "timeout", required_argument, NULL, 'T' },
+        /* mirror add (--rev also serves metalink) */
+        { "type", required_argument, NULL, 'y' },
+        { "description", required_argument, NULL, 'd' },
         { "user", required_argument, NULL, 'U' },
-        { "public-credentials", no_argument, NULL, 'P' },
-        { "rev", required_argument, NULL, 'r' },
+        { "public-credentials", no_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 },
     };
+    struct get_options get = { 0 };
     struct browse_options browse = { .page_size = 100 };
     char *end;
     const char *config_path = getenv("FILEREPO_CONFIG");
@@ -135,15 +163,15 @@ int main(int argc, char **argv)
     int nargs = 0, opt, status;
     size_t verb = 0;
     bool json = false, public_credentials = false;
-    long count = 0, rev = 0;
     const char *mirror_type = NULL, *mirror_description = NULL, *mirror_user = NULL;
+    long count = 0, number;
 
     log_set_program("filerepo");
     if (!config_path || !*config_path)
         config_path = FILEREPO_DEFAULT_CONFIG;
     /* Options anywhere; the rest is the verb and its arguments. */
     while (optind < argc) {
-        opt = getopt_long(argc, argv, "+c:h", options, NULL);
+        opt = getopt_long(argc, argv, "+c:ho:", options, NULL);
         if (opt == -1) {
             if (nargs == (int)(sizeof(args) / sizeof(*args))) {
                 usage(stderr);
@@ -185,25 +213,46 @@ int main(int argc, char **argv)
                 return EX_USAGE;
             }
             break;
-        case 'T':
+        case 'o':
+            get.output = optarg;
+            break;
+        case 'y':
             mirror_type = optarg;
             break;
-        case 'D':
+        case 'd':
             mirror_description = optarg;
             break;
         case 'U':
             mirror_user = optarg;
             break;
-        case 'P':
+        case 'C':
             public_credentials = true;
             break;
-        case 'r':
+        case 'H':
+            get.hash = optarg;
+            break;
+        case 'P':
+            get.pubsub = optarg;
+            break;
+        case 'I':
+            get.ibb_only = true;
+            break;
+        case 'D':
+            get.no_direct = true;
+            break;
+        case 'R':
+        case 'T':
             errno = 0;
-            rev = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || rev < 1 || rev > 2147483647) {
-                fprintf(stderr, "filerepo: --rev wants a revision number (1, 2, ...)\n");
+            number = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || number < 1) {
+                fprintf(stderr, "filerepo: --%s wants a positive number\n",
+                        opt == 'R' ? "rev" : "timeout");
                 return EX_USAGE;
             }
+            if (opt == 'R')
+                get.rev = number;
+            else
+                get.timeout_s = number;
             break;
         case 'V':
             printf("filerepo %s\n", FILEREPO_VERSION);
@@ -229,6 +278,16 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
+    if (strcmp(verbs[verb].name, "get") == 0) {
+        get.account = browse.account;
+        get.password_file = browse.password_file;
+        get.server = browse.server;
+        status = cmd_get(&get, nargs - 1, args + 1, json);
+        if (status == EX_USAGE)
+            fprintf(stderr, "usage: filerepo get [--json] JID PATH|--hash H [--rev N] "
+                            "[-o FILE] [--ibb] [--no-direct] [--timeout S]\n");
+        return status;
+    }
     if (!verbs[verb].run) {
         status = cmd_browse(&browse, nargs - 1, args + 1, json);
         if (status == EX_USAGE)
@@ -237,7 +296,7 @@ int main(int argc, char **argv)
     }
     subscribe_set_options(browse.account, browse.password_file, browse.server, count);
     mirror_set_options(mirror_type, mirror_description, mirror_user, browse.password_file,
-                       public_credentials, (int)rev);
+                       public_credentials, get.rev > 2147483647 ? 0 : (int)get.rev);
     if (!verbs[verb].no_catalog) {
         status = open_catalog(&catalog, config_path);
         if (status != 0)

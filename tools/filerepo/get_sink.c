@@ -1,0 +1,167 @@
+/*
+ * get_sink.c - the output of `filerepo get`: ordered writes by the caller,
+ * sha-256 by a hasher thread, write-behind with sync_file_range().
+ *
+ * The buffers form a ring.  The caller fills the one at `head`, writes it
+ * and commits it (head advances); the hasher takes the one at `tail`,
+ * hashes it and frees it (tail advances).  Both wait on one condition
+ * variable: the caller when every buffer is committed and not yet hashed,
+ * the hasher when none is.  Hashing in order keeps the digest the file's.
+ */
+#include "get_sink.h"
+#include "fr_error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GET_SINK_WRITEBEHIND (16 * 1024 * 1024) /* bytes between pushes to the disk */
+
+struct get_sink {
+    int fd;                              /* the output (borrowed) */
+    EVP_MD_CTX *sha;                     /* its digest (borrowed) */
+    bool regular;                        /* write-behind applies */
+    int64_t offset;                      /* file offset of the next byte written */
+    int64_t pushed;                      /* file offset up to which writeback was started */
+    unsigned char *buf[GET_SINK_CHUNKS]; /* the ring */
+    size_t len[GET_SINK_CHUNKS];         /* bytes committed in each */
+    unsigned head, tail, queued;         /* next to fill, next to hash, committed not hashed */
+    bool stopping;                       /* the hasher is to end */
+    pthread_mutex_t lock;                /* over head, tail, queued, stopping */
+    pthread_cond_t changed;              /* any of them changed */
+    pthread_t hasher;                    /* the thread */
+    bool started;                        /* it runs */
+};
+
+static void *get_sink_hash(void *data)
+{
+    struct get_sink *s = data;
+
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        unsigned i;
+
+        while (s->queued == 0 && !s->stopping)
+            pthread_cond_wait(&s->changed, &s->lock);
+        if (s->queued == 0)
+            break;
+        i = s->tail;
+        pthread_mutex_unlock(&s->lock);
+        EVP_DigestUpdate(s->sha, s->buf[i], s->len[i]);
+        pthread_mutex_lock(&s->lock);
+        s->tail = (s->tail + 1) % GET_SINK_CHUNKS;
+        s->queued--;
+        pthread_cond_broadcast(&s->changed);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, bool regular, int64_t offset)
+{
+    struct get_sink *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (!s)
+        return FR_ENOMEM;
+    s->fd = fd;
+    s->sha = sha;
+    s->regular = regular;
+    s->offset = s->pushed = offset;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    for (unsigned i = 0; i < GET_SINK_CHUNKS; i++)
+        if (!(s->buf[i] = malloc(GET_SINK_CHUNK))) {
+            get_sink_free(s);
+            return FR_ENOMEM;
+        }
+    if (pthread_create(&s->hasher, NULL, get_sink_hash, s) != 0) {
+        get_sink_free(s);
+        return FR_ERROR;
+    }
+    s->started = true;
+    *out = s;
+    return 0;
+}
+
+unsigned char *get_sink_buffer(struct get_sink *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->queued == GET_SINK_CHUNKS)
+        pthread_cond_wait(&s->changed, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    return s->buf[s->head];
+}
+
+int get_sink_commit(struct get_sink *s, size_t len)
+{
+    const unsigned char *p = s->buf[s->head];
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = write(s->fd, p + done, len - done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        done += (size_t)n;
+    }
+    s->offset += (int64_t)len;
+    /* Start writing back what accumulated; the final fsync() waits for it. */
+    if (s->regular && s->offset - s->pushed >= GET_SINK_WRITEBEHIND) {
+        sync_file_range(s->fd, s->pushed, s->offset - s->pushed, SYNC_FILE_RANGE_WRITE);
+        s->pushed = s->offset;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->len[s->head] = len;
+    s->head = (s->head + 1) % GET_SINK_CHUNKS;
+    s->queued++;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+int get_sink_write(struct get_sink *s, const unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        size_t n = len < GET_SINK_CHUNK ? len : GET_SINK_CHUNK;
+        int error;
+
+        memcpy(get_sink_buffer(s), buf, n);
+        if ((error = get_sink_commit(s, n)) != 0)
+            return error;
+        buf += n;
+        len -= n;
+    }
+    return 0;
+}
+
+void get_sink_drain(struct get_sink *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->queued > 0)
+        pthread_cond_wait(&s->changed, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void get_sink_free(struct get_sink *s)
+{
+    if (!s)
+        return;
+    if (s->started) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->changed);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->hasher, NULL);
+    }
+    for (unsigned i = 0; i < GET_SINK_CHUNKS; i++)
+        free(s->buf[i]);
+    pthread_cond_destroy(&s->changed);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
