@@ -36,7 +36,19 @@ fi
 
 echo "deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# filerepo starts its own private servers on loopback: the packaged ones
+# (nginx and apache2 would both want port 80) are not started by the
+# install (policy-rc.d, unless the machine has its own).
+policy=/usr/sbin/policy-rc.d
+ours=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    ours=1
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
+[ -n "$ours" ] && rm -f "$policy" && trap - EXIT
 echo "deps: done"
