@@ -261,31 +261,42 @@ static enum s5_state s5_run_accepting(struct s5_stream *s)
     }
 }
 
+/* host (an IPv4 or IPv6 literal) and port as a socket address; false for a name. */
+static bool s5_address(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*in4);
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return true;
+    }
+    return false;
+}
+
 int s5_stream_connect(struct s5_stream *s, const char *host, int port, const char *dst,
                       uint64_t deadline_ms)
 {
     struct sockaddr_storage ss;
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     socklen_t len;
     int fd, one = 1;
 
     s5_init(s, -1, false, S5_CONNECTING, deadline_ms);
     snprintf(s->dst, sizeof(s->dst), "%s", dst);
-    memset(&ss, 0, sizeof(ss));
     if (port <= 0 || port > 65535) {
         s5_fail(s, "no such port");
         return -1;
     }
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        len = sizeof(*in4);
-    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        len = sizeof(*in6);
-    } else {
+    if (!s5_address(host, port, &ss, &len)) {
         s5_fail(s, "the host is not an IP address");
         return -1;
     }
@@ -355,21 +366,10 @@ enum s5_state s5_stream_run(struct s5_stream *s, short revents, uint64_t now_ms)
 int s5_listen(const char *host, int port, int *bound)
 {
     struct sockaddr_storage ss;
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     socklen_t len;
     int fd, one = 1, saved;
 
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        len = sizeof(*in4);
-    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        len = sizeof(*in6);
-    } else {
+    if (!s5_address(host, port, &ss, &len)) {
         errno = EINVAL;
         return -1;
     }
@@ -384,6 +384,7 @@ int s5_listen(const char *host, int port, int *bound)
         errno = saved;
         return -1;
     }
-    *bound = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
+    *bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                           : ((struct sockaddr_in6 *)&ss)->sin6_port);
     return fd;
 }
