@@ -140,7 +140,7 @@ static void get_send_initiate(struct get *g)
 
     get_random_id(g->sid, sizeof(g->sid));
     get_random_id(g->tsid, sizeof(g->tsid));
-    s5b_dstaddr(g->our_dstaddr, g->tsid, g->jid, g->peer);
+    s5_dst_addr(g->tsid, g->jid, g->peer, g->our_dstaddr);
     get_open_listener(g);
     iq = get_jingle_iq(g, "session-initiate", "init", &jingle);
     ok = iq && xmpp_stanza_set_attribute(jingle, "initiator", g->jid) == XMPP_EOK &&
@@ -296,7 +296,7 @@ static void get_on_accept(struct get *g, xmpp_stanza_t *jingle)
         g->used_theirs = -2;
         g->they_used = g->listen_fd < 0 ? -1 : 0; /* nothing of ours to try */
         g->trying = 0;
-        s5b_link_init(&g->out);
+        get_s5_idle(&g->out);
         get_enter_state(g, GET_CONNECTING);
         get_connect_advance(g, get_now_ms());
     } else {
@@ -572,9 +572,9 @@ int get_session_run(struct get *g)
                           1000u;
 
     g->listen_fd = g->data_fd = -1;
-    s5b_link_init(&g->out);
+    get_s5_idle(&g->out);
     for (int i = 0; i < GET_ACCEPTED_MAX; i++)
-        s5b_link_init(&g->in[i]);
+        get_s5_idle(&g->in[i]);
     g->size = -1;
     g->ibb = g->options->ibb_only;
     g->last_progress_ms = g->started_ms = get_now_ms();

@@ -78,7 +78,8 @@ static void usage(FILE *out)
             "      --hash H               the content wanted (sha-256, hex or base64)\n"
             "      --rev N                revision N of PATH (read from the pubsub item N)\n"
             "      --pubsub JID           where --rev looks (default pubsub.<parent of JID>)\n"
-            "      --ibb                  in-band bytes only (no SOCKS5)\n"
+            "      --ibb                  in-band bytes only (no SOCKS5; candidates are\n"
+            "                             tried when their host is an IP address)\n"
             "      --no-direct            offer no SOCKS5 candidate of our own\n"
             "      --timeout S            give up after S seconds without progress (60)\n",
             FILEREPO_DEFAULT_CONFIG);
