@@ -62,6 +62,20 @@ static int pair(struct s5_stream *out, struct s5_stream *in, const char *want)
     return lfd;
 }
 
+/* recv() on a non-blocking socket, waiting up to 5 s for something to come. */
+static ssize_t recv_wait(int fd, void *buf, size_t len)
+{
+    ssize_t n = -1;
+
+    for (int i = 0; i < 100 && n < 0; i++) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        poll(&p, 1, 50);
+        n = recv(fd, buf, len, 0);
+    }
+    return n;
+}
+
 static void test_socks5__dst_addr(void **state)
 {
     char out[S5_DST_LEN + 1];
@@ -80,7 +94,7 @@ static void test_socks5__granted_carries_bytes(void **state)
     struct s5_stream out, in;
     int lfd = pair(&out, &in, dst);
     char buf[16] = { 0 };
-    ssize_t n = -1;
+    ssize_t n;
 
     (void)state;
     drive(&out, &in, S5_REQUEST, S5_REQUESTED);
@@ -93,23 +107,12 @@ static void test_socks5__granted_carries_bytes(void **state)
     assert_int_equal(in.state, S5_READY);
 
     assert_int_equal(send(in.fd, "payload", 7, 0), 7);
-    for (int i = 0; i < 100 && n < 0; i++) {
-        struct pollfd p = { .fd = out.fd, .events = POLLIN };
-
-        poll(&p, 1, 50);
-        n = recv(out.fd, buf, sizeof(buf), 0);
-    }
+    n = recv_wait(out.fd, buf, sizeof(buf));
     assert_int_equal(n, 7);
     assert_memory_equal(buf, "payload", 7);
     /* And the other way: nothing of the handshake is left to read. */
-    n = -1;
     assert_int_equal(send(out.fd, "back", 4, 0), 4);
-    for (int i = 0; i < 100 && n < 0; i++) {
-        struct pollfd p = { .fd = in.fd, .events = POLLIN };
-
-        poll(&p, 1, 50);
-        n = recv(in.fd, buf, sizeof(buf), 0);
-    }
+    n = recv_wait(in.fd, buf, sizeof(buf));
     assert_int_equal(n, 4);
     assert_memory_equal(buf, "back", 4);
     s5_stream_close(&out, "done");
@@ -191,17 +194,10 @@ static void test_socks5__server_refusals(void **state)
     struct s5_stream out, in;
     unsigned char greeting[3];
     int lfd = pair(&out, &in, dst);
-    ssize_t n = -1;
 
     (void)state;
     drive_one(&out, S5_GREETING);
-    for (int i = 0; i < 100 && n < 0; i++) {
-        struct pollfd p = { .fd = in.fd, .events = POLLIN };
-
-        poll(&p, 1, 50);
-        n = recv(in.fd, greeting, sizeof(greeting), 0);
-    }
-    assert_int_equal(n, 3);
+    assert_int_equal(recv_wait(in.fd, greeting, sizeof(greeting)), 3);
     assert_memory_equal(greeting, "\x05\x01\x00", 3);
     assert_int_equal(send(in.fd, auth_only, sizeof(auth_only), 0), 2);
     drive_one(&out, S5_REQUEST);
