@@ -1,8 +1,9 @@
 /*
  * test_socks5.c - both ends of the SOCKS5 handshake over real loopback
  * sockets: a stream that reaches READY carries bytes, a DST.ADDR refused
- * by the accepting end fails the connecting one, and bad peers, closed
- * ports, host names and deadlines end in S5_FAILED with a reason.
+ * by the accepting end fails the connecting one, and bad peers (a server
+ * that wants authentication or closes, a client that is not SOCKS5),
+ * closed ports, host names and deadlines end in S5_FAILED with a reason.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -61,6 +62,20 @@ static int pair(struct s5_stream *out, struct s5_stream *in, const char *want)
     return lfd;
 }
 
+/* recv() on a non-blocking socket, waiting up to 5 s for something to come. */
+static ssize_t recv_wait(int fd, void *buf, size_t len)
+{
+    ssize_t n = -1;
+
+    for (int i = 0; i < 100 && n < 0; i++) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        poll(&p, 1, 50);
+        n = recv(fd, buf, len, 0);
+    }
+    return n;
+}
+
 static void test_socks5__dst_addr(void **state)
 {
     char out[S5_DST_LEN + 1];
@@ -69,6 +84,9 @@ static void test_socks5__dst_addr(void **state)
     /* XEP-0260's example: SHA-1("vj3hs98y" + romeo's JID + juliet's JID). */
     s5_dst_addr("vj3hs98y", "romeo@montague.lit/orchard", "juliet@capulet.lit/balcony", out);
     assert_string_equal(out, dst);
+    /* And the responder's candidates: the JIDs the other way round. */
+    s5_dst_addr("vj3hs98y", "juliet@capulet.lit/balcony", "romeo@montague.lit/orchard", out);
+    assert_string_equal(out, "1a12fb7bc625e55f3ed5b29a53dbe0e4aa7d80ba");
 }
 
 static void test_socks5__granted_carries_bytes(void **state)
@@ -76,7 +94,7 @@ static void test_socks5__granted_carries_bytes(void **state)
     struct s5_stream out, in;
     int lfd = pair(&out, &in, dst);
     char buf[16] = { 0 };
-    ssize_t n = -1;
+    ssize_t n;
 
     (void)state;
     drive(&out, &in, S5_REQUEST, S5_REQUESTED);
@@ -89,14 +107,14 @@ static void test_socks5__granted_carries_bytes(void **state)
     assert_int_equal(in.state, S5_READY);
 
     assert_int_equal(send(in.fd, "payload", 7, 0), 7);
-    for (int i = 0; i < 100 && n < 0; i++) {
-        struct pollfd p = { .fd = out.fd, .events = POLLIN };
-
-        poll(&p, 1, 50);
-        n = recv(out.fd, buf, sizeof(buf), 0);
-    }
+    n = recv_wait(out.fd, buf, sizeof(buf));
     assert_int_equal(n, 7);
     assert_memory_equal(buf, "payload", 7);
+    /* And the other way: nothing of the handshake is left to read. */
+    assert_int_equal(send(out.fd, "back", 4, 0), 4);
+    n = recv_wait(in.fd, buf, sizeof(buf));
+    assert_int_equal(n, 4);
+    assert_memory_equal(buf, "back", 4);
     s5_stream_close(&out, "done");
     s5_stream_close(&in, "done");
     assert_int_equal(out.fd, -1);
@@ -158,6 +176,46 @@ static void test_socks5__not_socks(void **state)
     close(lfd);
 }
 
+/* Runs the connecting end alone until it fails or `until` is reached. */
+static void drive_one(struct s5_stream *s, enum s5_state until)
+{
+    for (int i = 0; i < 100 && s->state != until && s->state != S5_FAILED; i++) {
+        struct pollfd p = { .fd = s->fd, .events = s5_stream_events(s) };
+
+        poll(&p, 1, 50);
+        s5_stream_run(s, p.revents, clock_now_ms());
+    }
+}
+
+/* A server end driven by hand: it wants authentication, or it closes. */
+static void test_socks5__server_refusals(void **state)
+{
+    static const unsigned char auth_only[] = { 5, 0xff };
+    struct s5_stream out, in;
+    unsigned char greeting[3];
+    int lfd = pair(&out, &in, dst);
+
+    (void)state;
+    drive_one(&out, S5_GREETING);
+    assert_int_equal(recv_wait(in.fd, greeting, sizeof(greeting)), 3);
+    assert_memory_equal(greeting, "\x05\x01\x00", 3);
+    assert_int_equal(send(in.fd, auth_only, sizeof(auth_only), 0), 2);
+    drive_one(&out, S5_REQUEST);
+    assert_int_equal(out.state, S5_FAILED);
+    assert_string_equal(out.why, "the server wants authentication");
+    assert_int_equal(out.fd, -1);
+    close(in.fd);
+    close(lfd);
+
+    /* A server that closes before answering the greeting. */
+    lfd = pair(&out, &in, dst);
+    close(in.fd);
+    drive_one(&out, S5_REQUEST);
+    assert_int_equal(out.state, S5_FAILED);
+    assert_non_null(strstr(out.why, "greeting")); /* closed, or could not be sent */
+    close(lfd);
+}
+
 static void test_socks5__unreachable(void **state)
 {
     struct s5_stream out;
@@ -209,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_socks5__granted_carries_bytes),
         cmocka_unit_test(test_socks5__refused),
         cmocka_unit_test(test_socks5__not_socks),
+        cmocka_unit_test(test_socks5__server_refusals),
         cmocka_unit_test(test_socks5__unreachable),
         cmocka_unit_test(test_socks5__deadline),
     };

@@ -14,6 +14,7 @@
 #include "xmpp/fis.h"
 #include "xmpp/rsm.h"
 #include "xmpp/stanza.h"
+#include "xmpp_login.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -88,31 +89,6 @@ static bool browse_is_connected(struct browse *b)
 static bool browse_has_reply(struct browse *b)
 {
     return b->reply != NULL;
-}
-
-/* Reads the password from `path` (first line). */
-static char *browse_read_password(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-
-    if (!f) {
-        fprintf(stderr, "filerepo: browse: cannot read the password file %s: %s\n", path,
-                strerror(errno));
-        return NULL;
-    }
-    n = getline(&line, &cap, f);
-    fclose(f);
-    if (n < 0) {
-        free(line);
-        fprintf(stderr, "filerepo: browse: the password file %s is empty\n", path);
-        return NULL;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    return line;
 }
 
 static void browse_print_directory(struct browse *b, const char *name)
@@ -316,69 +292,26 @@ static int browse_listing(struct browse *b, const char *jid, const char *path, i
 
 int cmd_browse(const struct browse_options *options, int argc, char **argv, bool json)
 {
-    const char *account = options->account ? options->account : getenv("FILEREPO_XMPP_JID");
-    const char *password_file = options->password_file ? options->password_file
-                                                       : getenv("FILEREPO_XMPP_PASSWORD_FILE");
-    const char *server = options->server ? options->server : getenv("FILEREPO_XMPP_SERVER");
     struct browse b = { .json = json };
-    char *password = NULL, host[256] = "";
-    unsigned short port = 0;
-    int status = EX_UNAVAILABLE;
+    struct login l;
+    int status;
 
     if (argc < 1 || argc > 2 || options->page_size < 1)
         return EX_USAGE;
-    if (!account || !*account) {
-        fprintf(stderr, "filerepo: browse: no account: give --account JID or set "
-                        "FILEREPO_XMPP_JID\n");
+    if (login_prepare(&l, "browse", options->account, options->password_file,
+                      options->server) != LOGIN_READY) {
+        login_clear(&l);
         return EX_CONFIG;
     }
-    if (password_file && *password_file) {
-        if (!(password = browse_read_password(password_file)))
-            return EX_CONFIG;
-    } else if (getenv("FILEREPO_XMPP_PASSWORD")) {
-        password = strdup(getenv("FILEREPO_XMPP_PASSWORD"));
-    }
-    if (!password) {
-        fprintf(stderr, "filerepo: browse: no password: give --password-file FILE or set "
-                        "FILEREPO_XMPP_PASSWORD_FILE or FILEREPO_XMPP_PASSWORD\n");
-        return EX_CONFIG;
-    }
-    if (server && *server) {
-        const char *colon = strrchr(server, ':');
-        size_t len = colon ? (size_t)(colon - server) : strlen(server);
-        char *end = NULL;
-        long p = colon ? strtol(colon + 1, &end, 10) : 5222;
-
-        if (len == 0 || len >= sizeof(host) || p < 1 || p > 65535 || (colon && *end)) {
-            fprintf(stderr, "filerepo: browse: the server must be HOST or HOST:PORT: %s\n",
-                    server);
-            status = EX_CONFIG;
-            goto done;
-        }
-        memcpy(host, server, len);
-        host[len] = '\0';
-        port = (unsigned short)p;
-    }
-
     xmpp_initialize();
-    b.ctx = xmpp_ctx_new(NULL, NULL);
-    b.conn = b.ctx ? xmpp_conn_new(b.ctx) : NULL;
-    if (!b.conn) {
-        fprintf(stderr, "filerepo: browse: out of memory\n");
-        status = EX_OSERR;
-        goto done;
-    }
-    xmpp_conn_set_jid(b.conn, account);
-    xmpp_conn_set_pass(b.conn, password);
-    if (xmpp_connect_client(b.conn, *host ? host : NULL, port, browse_on_conn, &b) !=
-            XMPP_EOK ||
-        !browse_wait(&b, browse_is_connected)) {
-        fprintf(stderr, "filerepo: browse: cannot log in as %s%s%s: %s\n", account,
-                *host ? " via " : "", *host ? server : "",
-                b.stream_error ? strerror(b.stream_error) : "refused or timed out");
+    status = login_connect(&l, &b.ctx, &b.conn, NULL, browse_on_conn, &b);
+    if (status == 0 && !browse_wait(&b, browse_is_connected)) {
+        login_say_refused(&l, b.stream_error);
         status = EX_UNAVAILABLE;
-        goto done;
     }
+    login_clear(&l);
+    if (status != 0)
+        goto done;
     status = browse_listing(&b, argv[0], argc == 2 ? argv[1] : NULL, options->page_size);
     xmpp_disconnect(b.conn);
     for (int i = 0; i < 20 && !b.failed; i++)
@@ -387,13 +320,8 @@ int cmd_browse(const struct browse_options *options, int argc, char **argv, bool
 done:
     if (b.conn)
         xmpp_conn_release(b.conn);
-    if (b.ctx) {
+    if (b.ctx)
         xmpp_ctx_free(b.ctx);
-        xmpp_shutdown();
-    }
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-    }
+    xmpp_shutdown();
     return status;
 }

@@ -18,6 +18,7 @@
 #include "xmpp/jingle.h"
 #include "xmpp/pubsub.h"
 #include "xmpp/stanza.h"
+#include "xmpp_login.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -285,100 +286,32 @@ static int get_resolve_rev(struct get *g)
 
 /* ------------------------------------------------------------ the command */
 
-static char *get_read_password(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-
-    if (!f) {
-        fprintf(stderr, "filerepo: get: cannot read the password file %s: %s\n", path,
-                strerror(errno));
-        return NULL;
-    }
-    n = getline(&line, &cap, f);
-    fclose(f);
-    if (n < 0) {
-        free(line);
-        fprintf(stderr, "filerepo: get: the password file %s is empty\n", path);
-        return NULL;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    return line;
-}
-
 /* Logs in; returns 0 or the exit status after saying why not. */
 static int get_login(struct get *g, const struct get_options *o)
 {
-    const char *account = o->account ? o->account : getenv("FILEREPO_XMPP_JID");
-    const char *password_file = o->password_file ? o->password_file
-                                                 : getenv("FILEREPO_XMPP_PASSWORD_FILE");
-    const char *server = o->server ? o->server : getenv("FILEREPO_XMPP_SERVER");
-    char *password = NULL, host[256] = "";
-    unsigned short port = 0;
+    struct login l;
     struct sockaddr_storage addr;
     socklen_t alen = sizeof(addr);
-    int status = 0;
+    int status = login_prepare(&l, "get", o->account, o->password_file, o->server) ==
+                         LOGIN_READY
+                     ? 0
+                     : EX_CONFIG;
 
-    if (!account || !*account) {
-        fprintf(stderr, "filerepo: get: no account: give --account JID or set "
-                        "FILEREPO_XMPP_JID\n");
-        return EX_CONFIG;
-    }
-    if (password_file && *password_file) {
-        if (!(password = get_read_password(password_file)))
-            return EX_CONFIG;
-    } else if (getenv("FILEREPO_XMPP_PASSWORD")) {
-        password = strdup(getenv("FILEREPO_XMPP_PASSWORD"));
-    }
-    if (!password) {
-        fprintf(stderr, "filerepo: get: no password: give --password-file FILE or set "
-                        "FILEREPO_XMPP_PASSWORD_FILE or FILEREPO_XMPP_PASSWORD\n");
-        return EX_CONFIG;
-    }
-    if (server && *server) {
-        const char *colon = strrchr(server, ':');
-        size_t len = colon ? (size_t)(colon - server) : strlen(server);
-        char *end = NULL;
-        long p = colon ? strtol(colon + 1, &end, 10) : 5222;
-
-        if (len == 0 || len >= sizeof(host) || p < 1 || p > 65535 || (colon && *end)) {
-            fprintf(stderr, "filerepo: get: the server must be HOST or HOST:PORT: %s\n", server);
-            status = EX_CONFIG;
-            goto done;
-        }
-        memcpy(host, server, len);
-        host[len] = '\0';
-        port = (unsigned short)p;
-    }
-    g->ctx = xmpp_ctx_new(NULL, NULL);
-    g->conn = g->ctx ? xmpp_conn_new(g->ctx) : NULL;
-    if (!g->conn) {
-        status = EX_OSERR;
-        goto done;
-    }
-    xmpp_conn_set_sockopt_callback(g->conn, get_on_socket);
-    xmpp_conn_set_jid(g->conn, account);
-    xmpp_conn_set_pass(g->conn, password);
-    if (xmpp_connect_client(g->conn, *host ? host : NULL, port, get_on_conn, g) != XMPP_EOK ||
-        !get_wait(g, get_is_connected, GET_LOGIN_MS)) {
-        fprintf(stderr, "filerepo: get: cannot log in as %s%s%s: %s\n", account,
-                *host ? " via " : "", *host ? server : "",
-                g->conn_error ? strerror(g->conn_error) : "refused or timed out");
+    if (status == 0)
+        status = login_connect(&l, &g->ctx, &g->conn, get_on_socket, get_on_conn, g);
+    if (status == 0 && !get_wait(g, get_is_connected, GET_LOGIN_MS)) {
+        login_say_refused(&l, g->conn_error);
         status = EX_UNAVAILABLE;
-        goto done;
     }
+    login_clear(&l);
+    if (status != 0)
+        return status;
     snprintf(g->jid, sizeof(g->jid), "%s", xmpp_conn_get_bound_jid(g->conn));
     snprintf(g->local_host, sizeof(g->local_host), "127.0.0.1");
     if (get_xmpp_fd >= 0 && getsockname(get_xmpp_fd, (struct sockaddr *)&addr, &alen) == 0)
         getnameinfo((struct sockaddr *)&addr, alen, g->local_host, sizeof(g->local_host), NULL,
                     0, NI_NUMERICHOST);
-done:
-    explicit_bzero(password, strlen(password));
-    free(password);
-    return status;
+    return 0;
 }
 
 /* Opens the output and hashes what it holds already. */

@@ -7,8 +7,8 @@
 #define FILEREPO_CLI_GET_INTERNAL_H
 
 #include "get.h"
-#include "get_s5b.h"
 #include "get_sink.h"
+#include "socks5.h"
 
 #include <openssl/evp.h>
 #include <signal.h>
@@ -86,13 +86,13 @@ struct get {
     struct get_candidate theirs[GET_CANDIDATES_MAX]; /* sorted, best first */
     size_t theirs_count;               /* how many */
     size_t trying;                     /* index of the one being tried */
-    struct s5b_link out;               /* our link to theirs[trying] */
+    struct s5_stream out;              /* our stream to theirs[trying] (fd -1: none) */
     int used_theirs;                   /* index we reported used, -1: error, -2: not yet */
     int listen_fd;                     /* our direct candidate's listener, -1 */
     char our_cid[16];                  /* its cid */
     uint32_t our_priority;             /* its priority */
-    char our_dstaddr[S5B_DSTADDR_LEN + 1]; /* what they must ask for */
-    struct s5b_link in[GET_ACCEPTED_MAX]; /* connections to our listener */
+    char our_dstaddr[S5_DST_LEN + 1];  /* what they must ask for */
+    struct s5_stream in[GET_ACCEPTED_MAX]; /* connections to our listener (fd -1: free) */
     int they_used;                     /* 1: our candidate, -1: error, 0: not yet */
     int data_fd;                       /* the nominated link's socket, -1 */
     bool activated;                    /* their proxy is activated */
@@ -137,6 +137,8 @@ void get_fail(struct get *g, int status, const char *reason, const char *fmt, ..
 
 /* get_socks5.c: the SOCKS5 transport. */
 void get_open_listener(struct get *g);       /* our direct candidate, unless --ibb/--no-direct */
+/** Leaves a stream idle without touching a socket: fd -1, FAILED with no reason. */
+void get_s5_idle(struct s5_stream *s);
 void get_close_s5b(struct get *g);           /* every SOCKS5 socket */
 bool get_add_s5b_transport(struct get *g, xmpp_stanza_t *content);
 void get_read_candidates(struct get *g, xmpp_stanza_t *transport); /* theirs, best first */

@@ -140,7 +140,7 @@ static void get_send_initiate(struct get *g)
 
     get_random_id(g->sid, sizeof(g->sid));
     get_random_id(g->tsid, sizeof(g->tsid));
-    s5b_dstaddr(g->our_dstaddr, g->tsid, g->jid, g->peer);
+    s5_dst_addr(g->tsid, g->jid, g->peer, g->our_dstaddr);
     get_open_listener(g);
     iq = get_jingle_iq(g, "session-initiate", "init", &jingle);
     ok = iq && xmpp_stanza_set_attribute(jingle, "initiator", g->jid) == XMPP_EOK &&
@@ -230,6 +230,34 @@ static void get_send_ibb_open(struct get *g)
 
 /* ------------------------------------------------------------ stanzas */
 
+/* The sha-256 <hash/> (XEP-0300) among the children of `file` (NULL: none)
+ * into out; false when there is none of 32 bytes. */
+static bool get_read_sha256(struct get *g, xmpp_stanza_t *file, unsigned char out[32])
+{
+    bool found = false;
+
+    for (xmpp_stanza_t *h = file ? xmpp_stanza_get_children(file) : NULL; h;
+         h = xmpp_stanza_get_next(h)) {
+        const char *algo = xmpp_stanza_is_tag(h) ? xmpp_stanza_get_attribute(h, "algo") : NULL;
+        unsigned char *bin = NULL;
+        size_t len = 0;
+        char *text;
+
+        if (!algo || strcmp(xmpp_stanza_get_name(h), "hash") != 0 || strcmp(algo, "sha-256"))
+            continue;
+        text = xmpp_stanza_get_text(h);
+        if (text)
+            xmpp_base64_decode_bin(g->ctx, text, strlen(text), &bin, &len);
+        if (bin && len == 32) {
+            memcpy(out, bin, 32);
+            found = true;
+        }
+        xmpp_free(g->ctx, bin);
+        xmpp_free(g->ctx, text);
+    }
+    return found;
+}
+
 static void get_on_accept(struct get *g, xmpp_stanza_t *jingle)
 {
     xmpp_stanza_t *content = xmpp_stanza_get_child_by_name(jingle, "content");
@@ -247,24 +275,8 @@ static void get_on_accept(struct get *g, xmpp_stanza_t *jingle)
             transport = c;
     g->size = text && *text ? strtoll(text, NULL, 10) : -1;
     xmpp_free(g->ctx, text);
-    for (xmpp_stanza_t *h = file ? xmpp_stanza_get_children(file) : NULL; h;
-         h = xmpp_stanza_get_next(h)) {
-        const char *algo = xmpp_stanza_is_tag(h) ? xmpp_stanza_get_attribute(h, "algo") : NULL;
-        unsigned char *bin = NULL;
-        size_t len = 0;
-
-        if (!algo || strcmp(xmpp_stanza_get_name(h), "hash") != 0 || strcmp(algo, "sha-256"))
-            continue;
-        text = xmpp_stanza_get_text(h);
-        if (text)
-            xmpp_base64_decode_bin(g->ctx, text, strlen(text), &bin, &len);
-        if (bin && len == 32) {
-            memcpy(g->accept_hash, bin, 32);
-            g->has_accept_hash = true;
-        }
-        xmpp_free(g->ctx, bin);
-        xmpp_free(g->ctx, text);
-    }
+    if (get_read_sha256(g, file, g->accept_hash))
+        g->has_accept_hash = true;
     tns = transport ? xmpp_stanza_get_ns(transport) : NULL;
     if (g->size < 0 || !tns) {
         get_fail(g, EX_PROTOCOL, "failed-application",
@@ -296,7 +308,7 @@ static void get_on_accept(struct get *g, xmpp_stanza_t *jingle)
         g->used_theirs = -2;
         g->they_used = g->listen_fd < 0 ? -1 : 0; /* nothing of ours to try */
         g->trying = 0;
-        s5b_link_init(&g->out);
+        get_s5_idle(&g->out);
         get_enter_state(g, GET_CONNECTING);
         get_connect_advance(g, get_now_ms());
     } else {
@@ -349,25 +361,8 @@ static void get_on_session_info(struct get *g, xmpp_stanza_t *jingle)
 
     if (!checksum || strcmp(xmpp_stanza_get_name(checksum), "checksum") != 0)
         return;
-    for (xmpp_stanza_t *h = file ? xmpp_stanza_get_children(file) : NULL; h;
-         h = xmpp_stanza_get_next(h)) {
-        const char *algo = xmpp_stanza_is_tag(h) ? xmpp_stanza_get_attribute(h, "algo") : NULL;
-        unsigned char *bin = NULL;
-        size_t len = 0;
-        char *text;
-
-        if (!algo || strcmp(xmpp_stanza_get_name(h), "hash") != 0 || strcmp(algo, "sha-256"))
-            continue;
-        text = xmpp_stanza_get_text(h);
-        if (text)
-            xmpp_base64_decode_bin(g->ctx, text, strlen(text), &bin, &len);
-        if (bin && len == 32) {
-            memcpy(g->checksum, bin, 32);
-            g->has_checksum = true;
-        }
-        xmpp_free(g->ctx, bin);
-        xmpp_free(g->ctx, text);
-    }
+    if (get_read_sha256(g, file, g->checksum))
+        g->has_checksum = true;
 }
 
 static void get_on_terminate(struct get *g, xmpp_stanza_t *jingle)
@@ -572,9 +567,9 @@ int get_session_run(struct get *g)
                           1000u;
 
     g->listen_fd = g->data_fd = -1;
-    s5b_link_init(&g->out);
+    get_s5_idle(&g->out);
     for (int i = 0; i < GET_ACCEPTED_MAX; i++)
-        s5b_link_init(&g->in[i]);
+        get_s5_idle(&g->in[i]);
     g->size = -1;
     g->ibb = g->options->ibb_only;
     g->last_progress_ms = g->started_ms = get_now_ms();

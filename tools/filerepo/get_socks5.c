@@ -54,12 +54,12 @@ bool get_add_s5b_transport(struct get *g, xmpp_stanza_t *content)
 /* Our direct candidate: a listener at our end of the XMPP socket. */
 void get_open_listener(struct get *g)
 {
-    unsigned port = 0;
+    int port = 0;
 
     g->listen_fd = -1;
     if (g->ibb || g->options->no_direct)
         return;
-    g->listen_fd = s5b_listen(g->local_host, &port);
+    g->listen_fd = s5_listen(g->local_host, 0, &port);
     if (g->listen_fd < 0) {
         log_warn("get", "cannot listen on %s: %s; offering no direct candidate", g->local_host,
                  strerror(errno));
@@ -69,14 +69,29 @@ void get_open_listener(struct get *g)
     g->our_priority = (126u << 16) + 65535u;
 }
 
+void get_s5_idle(struct s5_stream *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    s->state = S5_FAILED;
+}
+
+/* Closes a stream (a READY one too) and leaves it idle. */
+static void get_s5_close(struct s5_stream *s)
+{
+    if (s->fd >= 0)
+        s5_stream_close(s, "closed");
+    get_s5_idle(s);
+}
+
 void get_close_s5b(struct get *g)
 {
     if (g->listen_fd >= 0)
         close(g->listen_fd);
     g->listen_fd = -1;
-    s5b_link_close(&g->out);
+    get_s5_close(&g->out);
     for (size_t i = 0; i < GET_ACCEPTED_MAX; i++)
-        s5b_link_close(&g->in[i]);
+        get_s5_close(&g->in[i]);
     g->data_fd = -1;
 }
 
@@ -154,7 +169,7 @@ static void get_nominate(struct get *g)
     bool use_ours_link; /* the link we opened to their candidate */
 
     for (int i = 0; i < GET_ACCEPTED_MAX && g->they_used == 1; i++)
-        if (g->in[i].state == S5B_LINK_READY) {
+        if (g->in[i].state == S5_READY) {
             ready_in = i;
             break;
         }
@@ -176,16 +191,16 @@ static void get_nominate(struct get *g)
         log_debug("get", "sid=%s: nominated their %s candidate %s (%s:%u)", g->sid,
                   k->proxy ? "proxy" : "direct", k->cid, k->host, k->port);
         for (size_t i = 0; i < GET_ACCEPTED_MAX; i++)
-            s5b_link_close(&g->in[i]);
+            get_s5_close(&g->in[i]);
         get_enter_state(g, k->proxy && !g->activated ? GET_ACTIVATING : GET_S5B_RECEIVING);
     } else {
         g->data_fd = g->in[ready_in].fd;
         g->method = "socks5-direct";
         log_debug("get", "sid=%s: nominated our candidate %s", g->sid, g->our_cid);
-        s5b_link_close(&g->out);
+        get_s5_close(&g->out);
         for (int i = 0; i < GET_ACCEPTED_MAX; i++)
             if (i != ready_in)
-                s5b_link_close(&g->in[i]);
+                get_s5_close(&g->in[i]);
         get_enter_state(g, GET_S5B_RECEIVING);
     }
     if (g->listen_fd >= 0)
@@ -193,28 +208,32 @@ static void get_nominate(struct get *g)
     g->listen_fd = -1;
 }
 
-/* CONNECTING: try their candidates in order, one at a time. */
+/* CONNECTING: try their candidates in order, one at a time.  g->out is
+ * idle (fd -1, no reason), under way (fd >= 0), READY, or FAILED with a
+ * reason: the candidate did not work. */
 void get_connect_advance(struct get *g, uint64_t now)
 {
     if (g->state != GET_CONNECTING)
         return;
     while (g->used_theirs == -2) {
-        if (g->out.state == S5B_LINK_READY) {
+        if (g->out.state == S5_READY) {
             g->used_theirs = (int)g->trying;
             get_send_transport_info(g, "candidate-used", g->theirs[g->trying].cid);
-        } else if (g->out.state == S5B_LINK_FAILED) {
+        } else if (g->out.state == S5_FAILED && g->out.why[0]) {
             log_info("get", "candidate %s (%s:%u): %s", g->theirs[g->trying].cid,
                      g->theirs[g->trying].host, g->theirs[g->trying].port, g->out.why);
-            s5b_link_init(&g->out);
+            get_s5_idle(&g->out);
             g->trying++;
-        } else if (g->out.state != S5B_LINK_IDLE) {
+        } else if (g->out.fd >= 0) {
             break; /* under way */
         } else if (g->trying < g->theirs_count) {
-            char dstaddr[S5B_DSTADDR_LEN + 1];
+            char dstaddr[S5_DST_LEN + 1];
             const struct get_candidate *k = &g->theirs[g->trying];
 
-            s5b_dstaddr(dstaddr, g->tsid, g->peer, g->jid);
-            s5b_link_connect(&g->out, k->host, k->port, dstaddr, now, GET_CONNECT_MS);
+            /* Only IP literals are tried (socks5.h): a name is such a
+             * candidate's failure, logged above. */
+            s5_dst_addr(g->tsid, g->peer, g->jid, dstaddr);
+            s5_stream_connect(&g->out, k->host, (int)k->port, dstaddr, now + GET_CONNECT_MS);
         } else {
             g->used_theirs = -1;
             get_send_transport_info(g, "candidate-error", NULL);
@@ -287,9 +306,22 @@ void get_on_transport_info(struct get *g, xmpp_stanza_t *jingle)
     get_connect_advance(g, get_now_ms());
 }
 
-/* Their transport-replace (to IBB): accept it, then open the bytestream. */
 /* ------------------------------------------------------------ the loop */
 
+/* A connection to our listener: it must ask for our DST.ADDR. */
+static void get_run_accepted(struct get *g, struct s5_stream *s, short revents, uint64_t now)
+{
+    if (s5_stream_run(s, revents, now) == S5_REQUESTED) {
+        if (strcmp(s->dst, g->our_dstaddr) == 0)
+            s5_stream_grant(s);
+        else
+            s5_stream_close(s, "the peer asked for another stream (DST.ADDR)");
+    }
+    if (s->state == S5_FAILED) {
+        log_info("get", "a connection to our candidate: %s", s->why);
+        get_s5_idle(s);
+    }
+}
 
 void get_loop_once(struct get *g, int timeout_ms)
 {
@@ -308,15 +340,15 @@ void get_loop_once(struct get *g, int timeout_ms)
         listen_at = nfds;
         fds[nfds++] = (struct pollfd){ g->listen_fd, POLLIN, 0 };
     }
-    if (s5b_link_events(&g->out)) {
+    if (g->out.fd >= 0 && s5_stream_events(&g->out)) {
         out_at = nfds;
-        fds[nfds++] = (struct pollfd){ g->out.fd, s5b_link_events(&g->out), 0 };
+        fds[nfds++] = (struct pollfd){ g->out.fd, s5_stream_events(&g->out), 0 };
     }
     for (int i = 0; i < GET_ACCEPTED_MAX; i++) {
         in_at[i] = -1;
-        if (s5b_link_events(&g->in[i])) {
+        if (g->in[i].fd >= 0 && s5_stream_events(&g->in[i])) {
             in_at[i] = nfds;
-            fds[nfds++] = (struct pollfd){ g->in[i].fd, s5b_link_events(&g->in[i]), 0 };
+            fds[nfds++] = (struct pollfd){ g->in[i].fd, s5_stream_events(&g->in[i]), 0 };
         }
     }
     if (g->state == GET_S5B_RECEIVING && g->data_fd >= 0) {
@@ -335,21 +367,19 @@ void get_loop_once(struct get *g, int timeout_ms)
         int fd = accept4(g->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         for (int i = 0; fd >= 0 && i < GET_ACCEPTED_MAX; i++)
-            if (g->in[i].state == S5B_LINK_IDLE || g->in[i].state == S5B_LINK_FAILED) {
-                s5b_link_accepted(&g->in[i], fd, g->our_dstaddr, now, GET_CONNECT_MS);
+            if (g->in[i].fd < 0) {
+                s5_stream_accept(&g->in[i], fd, now + GET_CONNECT_MS);
                 fd = -1;
             }
         if (fd >= 0)
             close(fd);
     }
     if (g->state == GET_CONNECTING) {
-        s5b_link_step(&g->out, out_at >= 0 ? fds[out_at].revents : 0, now);
+        if (g->out.fd >= 0)
+            s5_stream_run(&g->out, out_at >= 0 ? fds[out_at].revents : 0, now);
         for (int i = 0; i < GET_ACCEPTED_MAX; i++)
-            if (s5b_link_step(&g->in[i], in_at[i] >= 0 ? fds[in_at[i]].revents : 0, now) ==
-                S5B_LINK_FAILED) {
-                log_info("get", "a connection to our candidate: %s", g->in[i].why);
-                s5b_link_init(&g->in[i]);
-            }
+            if (g->in[i].fd >= 0)
+                get_run_accepted(g, &g->in[i], in_at[i] >= 0 ? fds[in_at[i]].revents : 0, now);
         get_connect_advance(g, now);
     }
     if (data_at >= 0 && g->state == GET_S5B_RECEIVING && fds[data_at].revents)

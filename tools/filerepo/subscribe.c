@@ -2,16 +2,18 @@
  * subscribe.c - `filerepo subscribe SERVICE NODE`: a user account follows a
  * node and prints one line per item notification.
  *
- * The login is browse's: the account from --account or $FILEREPO_XMPP_JID,
- * its password from --password-file, $FILEREPO_XMPP_PASSWORD_FILE or
- * $FILEREPO_XMPP_PASSWORD (never from the command line, where other users
- * could read it), --server HOST[:PORT] or $FILEREPO_XMPP_SERVER to connect
- * to a given address instead of the JID's domain.  Runs until interrupted, or until
- * --count notifications were printed.
+ * The login is browse's and get's (xmpp_login.h): the account from
+ * --account or $FILEREPO_XMPP_JID, its password from --password-file,
+ * $FILEREPO_XMPP_PASSWORD_FILE or $FILEREPO_XMPP_PASSWORD (never from the
+ * command line, where other users could read it), --server HOST[:PORT] or
+ * $FILEREPO_XMPP_SERVER to connect to a given address instead of the JID's
+ * domain.  Runs until interrupted, or until --count notifications were
+ * printed.
  */
 #include "commands.h"
 #include "xmpp/pubsub.h"
 #include "xmpp/stanza.h"
+#include "xmpp_login.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -180,43 +182,10 @@ static void subscribe_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
     xmpp_free(s->ctx, bare);
 }
 
-/* The password: the first line of --password-file (or of the file named by
- * $FILEREPO_XMPP_PASSWORD_FILE), or $FILEREPO_XMPP_PASSWORD; as browse. */
-static char *subscribe_password(void)
-{
-    const char *env = getenv("FILEREPO_XMPP_PASSWORD");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    FILE *f;
-
-    if (!subscribe_options.password_file)
-        subscribe_options.password_file = getenv("FILEREPO_XMPP_PASSWORD_FILE");
-    if (!subscribe_options.password_file)
-        return env ? strdup(env) : NULL;
-    if (!(f = fopen(subscribe_options.password_file, "r"))) {
-        fprintf(stderr, "filerepo: subscribe: %s: %s\n", subscribe_options.password_file,
-                strerror(errno));
-        return NULL;
-    }
-    n = getline(&line, &cap, f);
-    fclose(f);
-    if (n < 0) {
-        free(line);
-        fprintf(stderr, "filerepo: subscribe: %s is empty\n", subscribe_options.password_file);
-        return NULL;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    return line;
-}
-
 int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json)
 {
     struct subscribe_state s = { .json = json, .status = 0 };
-    const char *jid = subscribe_options.jid ? subscribe_options.jid : getenv("FILEREPO_XMPP_JID");
-    char *password = NULL, *host = NULL, *colon;
-    unsigned short port = 0;
+    struct login l;
     xmpp_conn_t *conn = NULL;
     struct sigaction sa = { .sa_handler = subscribe_on_signal };
 
@@ -225,50 +194,23 @@ int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json)
         return EX_USAGE;
     s.service = argv[0];
     s.node = argv[1];
-    if (!jid || !*jid) {
-        fprintf(stderr, "filerepo: subscribe: which account? --account or $FILEREPO_XMPP_JID\n");
-        return EX_USAGE;
-    }
-    if (!(password = subscribe_password())) {
-        if (!subscribe_options.password_file)
-            fprintf(stderr, "filerepo: subscribe: the account's password: --password-file, "
-                            "$FILEREPO_XMPP_PASSWORD_FILE or $FILEREPO_XMPP_PASSWORD\n");
+    switch (login_prepare(&l, "subscribe", subscribe_options.jid,
+                          subscribe_options.password_file, subscribe_options.server)) {
+    case LOGIN_READY:
+        break;
+    case LOGIN_NO_PASSWORD:
+        login_clear(&l);
         return EX_NOINPUT;
-    }
-    if (!subscribe_options.server)
-        subscribe_options.server = getenv("FILEREPO_XMPP_SERVER");
-    if (subscribe_options.server && *subscribe_options.server) {
-        host = strdup(subscribe_options.server);
-        if (host && (colon = strrchr(host, ':')) != NULL && !strchr(colon, ']')) {
-            long p = strtol(colon + 1, NULL, 10);
-
-            *colon = '\0';
-            if (p < 1 || p > 65535) {
-                fprintf(stderr, "filerepo: subscribe: bad port in --server %s\n",
-                        subscribe_options.server);
-                free(host);
-                free(password);
-                return EX_USAGE;
-            }
-            port = (unsigned short)p;
-        }
+    default:
+        login_clear(&l);
+        return EX_USAGE;
     }
 
     xmpp_initialize();
-    s.ctx = xmpp_ctx_new(NULL, NULL);
-    conn = s.ctx ? xmpp_conn_new(s.ctx) : NULL;
-    if (!conn) {
-        fprintf(stderr, "filerepo: out of memory\n");
-        s.status = EX_OSERR;
+    s.status = login_connect(&l, &s.ctx, &conn, NULL, subscribe_on_conn, &s);
+    login_clear(&l);
+    if (s.status != 0)
         goto done;
-    }
-    xmpp_conn_set_jid(conn, jid);
-    xmpp_conn_set_pass(conn, password);
-    if (xmpp_connect_client(conn, host, port, subscribe_on_conn, &s) != XMPP_EOK) {
-        fprintf(stderr, "filerepo: subscribe: cannot connect for %s\n", jid);
-        s.status = EX_UNAVAILABLE;
-        goto done;
-    }
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     while (!s.done) {
@@ -288,10 +230,5 @@ done:
     if (s.ctx)
         xmpp_ctx_free(s.ctx);
     xmpp_shutdown();
-    if (password) {
-        explicit_bzero(password, strlen(password));
-        free(password);
-    }
-    free(host);
     return s.status;
 }
