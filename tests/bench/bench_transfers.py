@@ -12,9 +12,9 @@ server's proxy65 (a second daemon whose direct candidate is offered where
 nothing listens, and --no-direct), in-band (IBB, the daemon's largest block
 size and window).  The method the report names is printed when it is not
 the one intended.  Then SOCKS5 direct and curl both into /dev/null: the
-transport and the sha-256 alone, no file written, no fsync (`filerepo get`
-fsyncs the file before it verifies; curl does not).  Each time is the wall clock of the whole command (login,
-request, bytes, fsync, checksum), and for curl of the whole download into
+transport and the sha-256 alone, no file written.  Neither tool waits for
+the file to reach the disk.  Each time is the wall clock of the whole
+command (login, request, bytes, checksum), and for curl of the whole download into
 a file on the same file system.
 
 Also timed after each curl run: `openssl dgst -sha256` (the fastest
@@ -294,7 +294,7 @@ def main():
             t = results[name]
             if name == "to /dev/null":
                 curl = statistics.median(curl_null)
-                print(f"both to /dev/null (no file written, no fsync): curl "
+                print(f"both to /dev/null (no file written): curl "
                       f"{mbps(size, curl):8.1f} MB/s ({curl:.2f} s)")
             note = "" if served[name] == name else f" (served as {served[name]})"
             print(f"filerepo get, {name:13s}: {mbps(size, t):8.1f} MB/s  "

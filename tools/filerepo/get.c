@@ -337,10 +337,10 @@ static int get_open_output(struct get *g, const char *file)
         return EX_CANTCREAT;
     }
     g->regular = S_ISREG(st.st_mode);
-    if (!g->regular) { /* /dev/null, a pipe: nothing to resume, nothing to sync */
+    if (!g->regular) { /* /dev/null, a pipe: nothing to resume */
         free(buf);
         g->offset = 0;
-        return get_sink_new(&g->sink, g->fd, g->sha, false, 0) == 0 ? 0 : EX_OSERR;
+        return get_sink_new(&g->sink, g->fd, g->sha, 0) == 0 ? 0 : EX_OSERR;
     }
     while (have < st.st_size) {
         ssize_t n = read(g->fd, buf, 1 << 20);
@@ -362,7 +362,7 @@ static int get_open_output(struct get *g, const char *file)
         fprintf(stderr, "filerepo: get: %s: %s\n", file, strerror(errno));
         return EX_IOERR;
     }
-    return get_sink_new(&g->sink, g->fd, g->sha, true, have) == 0 ? 0 : EX_OSERR;
+    return get_sink_new(&g->sink, g->fd, g->sha, have) == 0 ? 0 : EX_OSERR;
 }
 
 /* Checks the whole file's sha-256 and size; prints the outcome. */
@@ -484,10 +484,6 @@ int cmd_get(const struct get_options *options, int argc, char **argv, bool json)
         status = get_session_run(&g);
         get_sink_free(g.sink); /* every byte hashed */
         g.sink = NULL;
-        if (status == 0 && g.regular && fsync(g.fd) != 0) {
-            fprintf(stderr, "filerepo: get: %s: %s\n", file, strerror(errno));
-            status = EX_IOERR;
-        }
         if (status == 0)
             status = get_check_and_report(&g, file);
         else

@@ -1,6 +1,6 @@
 /*
  * get_sink.c - the output of `filerepo get`: ordered writes by the caller,
- * sha-256 by a hasher thread, write-behind with sync_file_range().
+ * sha-256 by a hasher thread.
  *
  * The buffers form a ring.  The caller fills the one at `head`, writes it
  * and commits it (head advances); the hasher takes the one at `tail`,
@@ -18,14 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define GET_SINK_WRITEBEHIND (16 * 1024 * 1024) /* bytes between pushes to the disk */
-
 struct get_sink {
     int fd;                              /* the output (borrowed) */
     EVP_MD_CTX *sha;                     /* its digest (borrowed) */
-    bool regular;                        /* write-behind applies */
     int64_t offset;                      /* file offset of the next byte written */
-    int64_t pushed;                      /* file offset up to which writeback was started */
     unsigned char *buf[GET_SINK_CHUNKS]; /* the ring */
     size_t len[GET_SINK_CHUNKS];         /* bytes committed in each */
     unsigned head, tail, queued;         /* next to fill, next to hash, committed not hashed */
@@ -60,7 +56,7 @@ static void *get_sink_hash(void *data)
     return NULL;
 }
 
-int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, bool regular, int64_t offset)
+int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, int64_t offset)
 {
     struct get_sink *s = calloc(1, sizeof(*s));
 
@@ -69,8 +65,7 @@ int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, bool regular, i
         return FR_ENOMEM;
     s->fd = fd;
     s->sha = sha;
-    s->regular = regular;
-    s->offset = s->pushed = offset;
+    s->offset = offset;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->changed, NULL);
     for (unsigned i = 0; i < GET_SINK_CHUNKS; i++)
@@ -111,11 +106,6 @@ int get_sink_commit(struct get_sink *s, size_t len)
         done += (size_t)n;
     }
     s->offset += (int64_t)len;
-    /* Start writing back what accumulated; the final fsync() waits for it. */
-    if (s->regular && s->offset - s->pushed >= GET_SINK_WRITEBEHIND) {
-        sync_file_range(s->fd, s->pushed, s->offset - s->pushed, SYNC_FILE_RANGE_WRITE);
-        s->pushed = s->offset;
-    }
     pthread_mutex_lock(&s->lock);
     s->len[s->head] = len;
     s->head = (s->head + 1) % GET_SINK_CHUNKS;

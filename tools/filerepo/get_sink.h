@@ -1,9 +1,9 @@
 /*
  * get_sink.h - where `filerepo get` puts the bytes it receives: written to
  * the output file in order by the caller's thread, hashed (sha-256) by a
- * thread of its own so hashing overlaps receiving and writing, and the
- * file's dirty pages pushed to the disk as they accumulate so the final
- * fsync() has little left to do.  Memory is bounded: GET_SINK_CHUNKS
+ * thread of its own so hashing overlaps receiving and writing.  As with
+ * curl or wget, writing the file back to the disk is the kernel's business:
+ * what is checked is the bytes.  Memory is bounded: GET_SINK_CHUNKS
  * buffers of GET_SINK_CHUNK bytes.
  */
 #ifndef FILEREPO_CLI_GET_SINK_H
@@ -22,10 +22,9 @@ struct get_sink;
 /**
  * Creates a sink writing to `fd` (borrowed; its position is where the next
  * byte goes, `offset` in the file) and updating `sha` (borrowed, already
- * initialised).  `regular`: a regular file (write-behind applies).
- * Returns 0 and hands it to *out, or FR_ENOMEM / FR_ERROR.
+ * initialised).  Returns 0 and hands it to *out, or FR_ENOMEM / FR_ERROR.
  */
-int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, bool regular, int64_t offset);
+int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, int64_t offset);
 
 /**
  * Returns a free buffer of GET_SINK_CHUNK bytes to fill (waiting for the
