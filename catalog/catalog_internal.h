@@ -51,6 +51,10 @@ struct catalog {
 /** Writes v as decimal text into out (len bytes), for a query parameter. */
 void catalog_int64_text(char *out, size_t len, int64_t v);
 
+/* SQL text of timestamp column `col` as XEP-0082 in UTC (2026-01-31T12:00:00Z). */
+#define CATALOG_SQL_XEP0082(col) \
+    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
 /* Reads 64 hex digits (encode(sha256, 'hex')) into out; 0 or FR_ERROR. */
 int catalog_sha256_from_hex(const char *hex, unsigned char out[32]);
 

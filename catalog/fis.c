@@ -26,7 +26,7 @@
 /* An entry c and its current revision v, as struct catalog_fis_entry. */
 #define FIS_ENTRY_COLUMNS \
     "c.kind = 'directory', c.name, v.id IS NOT NULL, v.size," \
-    " to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), v.mime," \
+    " " CATALOG_SQL_XEP0082("v.mtime") ", v.mime," \
     " v.description, " FIS_B64("v.sha256") ", " FIS_B64("v.sha1") ", " FIS_B64("v.md5") ", " \
     FIS_B64("v.sha512")
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIRROR_TS(col) "coalesce(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+#define MIRROR_TS(col) "coalesce(" CATALOG_SQL_XEP0082(col) ", '')"
 
 /* Queues publish_item rows for every live revision with an advertised copy
  * on the mirrors chosen by `where` (SQL over m, parameters as given) and
@@ -277,7 +277,7 @@ int catalog_mirror_revision(struct catalog *catalog, const char *repo, const cha
     snprintf(number_text, sizeof(number_text), "%d", number);
     res = catalog_query_found(catalog,
         "SELECT v.id, v.number, v.size,"
-        "  to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), v.description,"
+        "  " CATALOG_SQL_XEP0082("v.mtime") ", v.description,"
         "  encode(v.sha256, 'hex'), encode(v.sha1, 'hex'), encode(v.md5, 'hex'),"
         "  encode(v.sha512, 'hex')"
         " FROM repository r JOIN entry e ON e.repository_id = r.id AND e.path = $2"

@@ -59,7 +59,7 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
         "  coalesce(o.entry_id, 0), coalesce(o.revision_id, 0),"
         "  coalesce(v.number, (o.payload->>'revision')::int, 0), v.withdrawn_at IS NOT NULL,"
         "  coalesce(v.size, 0),"
-        "  to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        "  " CATALOG_SQL_XEP0082("v.mtime") ","
         "  v.mime, v.description,"
         "  encode(v.sha256, 'hex'), encode(v.sha1, 'hex'), encode(v.md5, 'hex'),"
         "  encode(v.sha512, 'hex'), lpad(to_hex(v.crc32), 8, '0'),"

@@ -25,8 +25,8 @@ int catalog_outbox_parked(struct catalog *catalog, bool parked, int limit,
     res = catalog_query(catalog,
         "SELECT * FROM (SELECT o.id, r.name, o.action, o.node, o.attempts,"
         "   coalesce(o.last_error, ''),"
-        "   to_char(CASE WHEN $2::boolean THEN o.done_at ELSE o.next_attempt_at END"
-        "     AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        "   " CATALOG_SQL_XEP0082(
+                "CASE WHEN $2::boolean THEN o.done_at ELSE o.next_attempt_at END")
         "  FROM outbox o JOIN repository r ON r.id = o.repository_id"
         "  WHERE CASE WHEN $2::boolean THEN o.state = 'parked'"
         "    ELSE o.state = 'pending' AND o.attempts > 0 END"

@@ -31,8 +31,7 @@ int catalog_repo_list(struct catalog *catalog,
         "     AND e.deleted_at IS NULL),"
         "  (SELECT count(*) FROM revision v JOIN entry e ON e.id = v.entry_id"
         "     WHERE e.repository_id = r.id),"
-        "  last.commit_id, to_char(last.created_at AT TIME ZONE 'UTC',"
-        "     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        "  last.commit_id, " CATALOG_SQL_XEP0082("last.created_at") ","
         "  (SELECT count(*) FROM outbox o WHERE o.repository_id = r.id AND o.state = 'pending'),"
         "  (SELECT count(*) FROM outbox o WHERE o.repository_id = r.id AND o.state = 'parked'),"
         "  p.repository_id IS NOT NULL, p.files_total, p.files_done, p.bytes_total, p.bytes_done"
@@ -66,7 +65,7 @@ int catalog_repo_list(struct catalog *catalog,
 }
 
 #define QUERY_FILE_COLUMNS \
-    "v.size, v.number, to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
+    "v.size, v.number, " CATALOG_SQL_XEP0082("v.mtime") "," \
     " encode(v.sha256, 'hex'), v.mime"
 
 static struct catalog_ls_row query_ls_row(PGresult *res, int i)
@@ -139,8 +138,8 @@ int catalog_log(struct catalog *catalog, const char *repo, const char *path,
     int rc;
     PGresult *res = catalog_query_found(catalog,
         "SELECT v.number, v.commit_id, v.size,"
-        "  to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-        "  to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        "  " CATALOG_SQL_XEP0082("v.mtime") ","
+        "  " CATALOG_SQL_XEP0082("v.created_at") ","
         "  encode(v.sha256, 'hex'), v.mime, v.id = e.current_revision_id,"
         "  v.withdrawn_at IS NOT NULL"
         " FROM entry e JOIN repository r ON r.id = e.repository_id"

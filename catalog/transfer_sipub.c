@@ -29,7 +29,7 @@ int catalog_sipub_find(struct catalog *catalog, const char *requester, int64_t r
     res = catalog_query_found(catalog,
         "SELECT v.id, encode(v.sha256, 'hex'), v.size, r.name || '/' || e.path, e.name,"
         "  v.mime, coalesce(encode(v.md5, 'hex'), ''),"
-        "  to_char(v.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        "  " CATALOG_SQL_XEP0082("v.mtime") ","
         "  v.description"
         " FROM revision v JOIN entry e ON e.id = v.entry_id"
         " JOIN repository r ON r.id = e.repository_id"
