@@ -14,31 +14,17 @@
 #include "xmpp/fis.h"
 #include "xmpp/rsm.h"
 #include "xmpp/stanza.h"
+#include "fuzz_stanza.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static xmpp_ctx_t *ctx;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     xmpp_stanza_t *stanza, *query;
     struct rsm_reply rsm;
     size_t total = 0;
-    char *text;
 
-    if (!ctx) {
-        xmpp_initialize();
-        ctx = xmpp_ctx_new(NULL, NULL);
-        if (!ctx)
-            abort();
-    }
-    text = malloc(size + 1);
-    if (!text)
-        return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
-    stanza = xmpp_stanza_new_from_string(ctx, text);
-    free(text);
+    stanza = fuzz_stanza(data, size);
     if (!stanza)
         return 0;
     stanza_error_condition(stanza);

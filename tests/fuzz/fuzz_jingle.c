@@ -12,31 +12,17 @@
 #include <strophe.h>
 
 #include "xmpp/jingle.h"
+#include "fuzz_stanza.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static xmpp_ctx_t *ctx;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct jingle_request req;
     struct jingle_refusal why;
     xmpp_stanza_t *stanza;
-    char *text;
 
-    if (!ctx) {
-        xmpp_initialize();
-        ctx = xmpp_ctx_new(NULL, NULL);
-        if (!ctx)
-            abort();
-    }
-    text = malloc(size + 1);
-    if (!text)
-        return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
-    stanza = xmpp_stanza_new_from_string(ctx, text);
-    free(text);
+    stanza = fuzz_stanza(data, size);
     if (!stanza)
         return 0;
     if (jingle_request_parse(stanza, &req, &why)) {

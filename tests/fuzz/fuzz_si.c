@@ -14,10 +14,9 @@
 #include <strophe.h>
 
 #include "xmpp/si.h"
+#include "fuzz_stanza.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static xmpp_ctx_t *ctx;
 
 static void fuzz_start(xmpp_stanza_t *stanza)
 {
@@ -53,21 +52,8 @@ static void fuzz_result(xmpp_stanza_t *stanza)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     xmpp_stanza_t *stanza;
-    char *text;
 
-    if (!ctx) {
-        xmpp_initialize();
-        ctx = xmpp_ctx_new(NULL, NULL);
-        if (!ctx)
-            abort();
-    }
-    text = malloc(size + 1);
-    if (!text)
-        return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
-    stanza = xmpp_stanza_new_from_string(ctx, text);
-    free(text);
+    stanza = fuzz_stanza(data, size);
     if (!stanza)
         return 0;
     fuzz_start(stanza);
