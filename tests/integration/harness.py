@@ -70,7 +70,9 @@ def psql(env, db, sql):
     out = subprocess.run(
         ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
          "-h", env["PGHOST"], "-U", env["PGUSER"], "-d", db, "-c", sql],
-        check=True, capture_output=True, text=True)
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        raise AssertionError(f"psql {sql!r} failed ({out.returncode}): {out.stderr.strip()}")
     return [line for line in out.stdout.splitlines() if line]
 
 

@@ -351,6 +351,7 @@ def check_cli(env, to, top):
 def check_rate_limit(env):
     with Daemon(env, extra={"query": {"rate_per_second": 1, "rate_burst": 3}}) as daemon:
         daemon.wait_log(r"xmpp: connected as ")
+        daemon.wait_log(r"catalog: connected")
         with Client(env["XMPP_USER_ALICE"], env["XMPP_PASS_ALICE"], env["XMPP_HOST"],
                     env["XMPP_C2S_PORT"]) as alice:
             replies = [fis(alice, daemon.component) for _ in range(20)]
@@ -382,6 +383,9 @@ def main():
     }
     with Daemon(env, extra=extra) as daemon:
         daemon.wait_log(r"xmpp: connected as ")
+        # The schema is there once the catalog says so; the XMPP side may
+        # come up first.
+        daemon.wait_log(r"catalog: connected")
         to = daemon.component
         live = ("SELECT count(*) FROM entry e JOIN entry p ON p.id = e.parent_id"
                 " WHERE p.path = 'big' AND e.deleted_at IS NULL AND"
