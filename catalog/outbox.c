@@ -78,8 +78,11 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
         " LEFT JOIN revision v ON v.id = o.revision_id"
         " WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
         "   AND o.id <> ALL ($1::bigint[])"
+        /* Looked up per candidate through outbox_node (OFFSET 0 keeps it a
+         * lookup): as an anti-join the planner would read every pending
+         * row of the backlog on each fetch. */
         "   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.node = o.node"
-        "     AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > now())"
+        "     AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > now() OFFSET 0)"
         " ORDER BY o.id LIMIT $2::int",
         2, params, PGRES_TUPLES_OK);
     free(skip_text);

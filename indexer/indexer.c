@@ -273,7 +273,9 @@ int indexer_new(struct indexer **out, const struct config *config)
         log_error("index", "cannot start worker threads: %s", strerror(errno));
         goto fail;
     }
-    ix->max_in_flight = 2u * workpool_threads(ix->pool);
+    /* Enough queued that the workers never wait for the loop thread, which
+     * may be busy publishing or answering while a first index runs. */
+    ix->max_in_flight = IX_IN_FLIGHT_PER_WORKER * workpool_threads(ix->pool);
     if ((error = watch_new(&ix->watch)) != 0) {
         log_error("index", "cannot start inotify: %s", strerror(errno));
         goto fail;

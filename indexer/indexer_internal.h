@@ -64,6 +64,11 @@ struct ix_file {
  * file system. */
 #define IX_SYNC_EACH_MAX 64
 
+/* Hash jobs handed to the pool at once, per worker: a job is one file, and
+ * for small files handing them out one by one (the loop thread taking each
+ * back before giving the next) left the workers idle most of the time. */
+#define IX_IN_FLIGHT_PER_WORKER 256u
+
 struct ix_batch {
     struct ix_job scan_job;      /* IX_JOB_SCAN */
     struct ix_job commit_job;    /* IX_JOB_COMMIT */

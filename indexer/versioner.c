@@ -6,9 +6,9 @@
  * to an in-memory object store (libgit2's mempack, put in front of the
  * repository's own), and reaches the disk only once the whole commit is
  * made.  Then it is saved the way git itself keeps what it receives: fewer
- * than VERSIONER_PACK_MIN_OBJECTS as loose objects, more as one pack (a
- * first index of 100k files is then one pack of a few MB, not 100k files of
- * a 4 KB block each).  Only then does HEAD's branch move, checked against
+ * than VERSIONER_PACK_MIN_OBJECTS as loose objects, more as one pack
+ * (versioner_pack.c; a first index of 100k files is then a few packs of a
+ * few MB, not 100k files of a 4 KB block each).  Only then does HEAD's branch move, checked against
  * the parent it was built on.  So a batch that is refused, changes nothing
  * or fails half-way leaves nothing behind, and a crash leaves at worst
  * objects that nothing refers to, never a branch pointing at a missing one.
@@ -70,7 +70,6 @@ static int versioner_head_commit(struct versioner *versioner, git_commit **out)
 /* Moves the objects of the built batch from memory to disk. */
 static int versioner_save(struct versioner *versioner, const struct versioner_batch *batch)
 {
-    git_packbuilder *builder = NULL;
     int error = FR_ERROR;
 
     if (batch->written_count < VERSIONER_PACK_MIN_OBJECTS) {
@@ -91,34 +90,10 @@ static int versioner_save(struct versioner *versioner, const struct versioner_ba
                 goto done;
             }
         }
-    } else {
+    } else if (versioner_pack_objects(versioner, batch->written, batch->written_count) < 0) {
         /* Exactly the batch's objects: packing its commit would take in
          * the whole tree it points to, every file of the repository. */
-        git_buf dir = { 0 };
-
-        if (git_packbuilder_new(&builder, versioner->repo) < 0) {
-            versioner_git_error(versioner, "packing the batch");
-            goto done;
-        }
-        for (size_t i = 0; i < batch->written_count; i++) {
-            if (git_packbuilder_insert(builder, &batch->written[i], NULL) < 0) {
-                versioner_git_error(versioner, "packing the batch");
-                goto done;
-            }
-        }
-        if (git_repository_item_path(&dir, versioner->repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0 ||
-            git_buf_grow(&dir, dir.size + 8) < 0) {
-            git_buf_dispose(&dir);
-            versioner_git_error(versioner, "saving the pack");
-            goto done;
-        }
-        strcat(dir.ptr, "pack");
-        if (git_packbuilder_write(builder, dir.ptr, 0, NULL, NULL) < 0) {
-            git_buf_dispose(&dir);
-            versioner_git_error(versioner, "saving the pack");
-            goto done;
-        }
-        git_buf_dispose(&dir);
+        goto done;
     }
     if (versioner->loose >= 0 && batch->written_count < VERSIONER_PACK_MIN_OBJECTS)
         versioner->loose += (long)batch->written_count;
@@ -132,7 +107,6 @@ static int versioner_save(struct versioner *versioner, const struct versioner_ba
     }
     error = 0;
 done:
-    git_packbuilder_free(builder);
     return error;
 }
 

@@ -18,6 +18,8 @@
 #include "versioner_internal.h"
 #include "lfs_pointer.h"
 
+#include <git2/sys/odb_backend.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,7 +226,13 @@ static int versioner_add_file(struct versioner_batch *batch, size_t lo, size_t a
         return FR_EINVAL;
     }
     pointer_len = lfs_pointer_format(pointer, slot->change->sha256, slot->change->size);
-    if (git_blob_create_from_buffer(&blob_id, versioner->repo, pointer, pointer_len) < 0)
+    /* Straight into the batch's memory: git_odb_write would first look for
+     * the blob everywhere and, not finding it, reread the pack directory,
+     * once per file of the batch.  A pointer already on disk is written
+     * again in the batch's pack, which is harmless. */
+    if (git_odb_hash(&blob_id, pointer, pointer_len, GIT_OBJECT_BLOB) < 0 ||
+        versioner->memory->write(versioner->memory, &blob_id, pointer, pointer_len,
+                                 GIT_OBJECT_BLOB) < 0)
         return versioner_git_error(versioner, "writing a pointer");
     error = versioner_batch_written(batch, &blob_id);
     if (error < 0)

@@ -83,6 +83,13 @@ int versioner_batch_written(struct versioner_batch *batch, const git_oid *id);
  */
 int versioner_batch_message(char **out, const struct versioner_batch *batch);
 
+/**
+ * Writes the objects `written` (from the repository's odb; repeats allowed)
+ * as one pack with its index in objects/pack.  Returns 0, FR_ENOMEM or
+ * FR_ERROR (said why).
+ */
+int versioner_pack_objects(struct versioner *versioner, const git_oid *written, size_t count);
+
 /** Frees what the batch holds (not the batch). */
 void versioner_batch_clear(struct versioner_batch *batch);
 
