@@ -84,6 +84,31 @@ static void test_versioner__pack_holds_only_the_batch(void **state)
     assert_fsck_clean(f);
 }
 
+/* Files with the same content share one pointer blob: the batch's pack
+ * holds it once, and git reads the pack and its index as its own. */
+static void test_versioner__pack_of_repeated_content(void **state)
+{
+    struct fixture *f = *state;
+    struct version_change changes[130];
+    char names[130][16], id[41], *text, *out;
+
+    for (int i = 0; i < 130; i++) {
+        snprintf(names[i], sizeof(names[i]), "same/f%03d", i);
+        changes[i] = add(names[i], 7, 7);
+    }
+    commit_ok(f, id, changes, 130);
+    text = object_store(f);
+    /* one blob, the tree of same/, the root tree, the commit */
+    assert_non_null(strstr(text, "in-pack: 4\n"));
+    assert_non_null(strstr(text, "packs: 1"));
+    free(text);
+    out = git_ok(f, "cat-file --batch-all-objects --batch-check | grep -c ' blob '");
+    assert_string_equal(out, "1");
+    free(out);
+    assert_pointer(f, "HEAD:same/f129", 7, 7);
+    assert_fsck_clean(f);
+}
+
 /* An empty repository has nothing to compact. */
 static void test_versioner__compact_empty(void **state)
 {
@@ -99,6 +124,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         VERSIONER_TEST(compact),
         VERSIONER_TEST(pack_holds_only_the_batch),
+        VERSIONER_TEST(pack_of_repeated_content),
         VERSIONER_TEST(compact_empty),
     };
 
