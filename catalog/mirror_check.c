@@ -75,14 +75,17 @@ int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit,
     /* A row per new (mirror, current revision) pair: its first check. */
     if (new_pairs) {
         res = catalog_exec(catalog,
+            /* Mirror by mirror (LATERAL): without a mirror nothing else is
+             * read, where a join could read every entry first. */
             "INSERT INTO mirror_copy (mirror_id, revision_id)"
-            " SELECT m.id, e.current_revision_id FROM mirror m"
-            " JOIN entry e ON e.repository_id = m.repository_id AND e.kind = 'file'"
-            "   AND e.deleted_at IS NULL AND e.current_revision_id IS NOT NULL"
-            " JOIN revision v ON v.id = e.current_revision_id AND v.withdrawn_at IS NULL"
+            " SELECT m.id, x.revision_id FROM mirror m CROSS JOIN LATERAL ("
+            "   SELECT e.current_revision_id AS revision_id FROM entry e"
+            "   JOIN revision v ON v.id = e.current_revision_id AND v.withdrawn_at IS NULL"
+            "   WHERE e.repository_id = m.repository_id AND e.kind = 'file'"
+            "     AND e.deleted_at IS NULL AND e.current_revision_id IS NOT NULL"
+            "     AND NOT EXISTS (SELECT 1 FROM mirror_copy c WHERE c.mirror_id = m.id"
+            "       AND c.revision_id = e.current_revision_id)) x"
             " WHERE m.state <> 'disabled'"
-            "   AND NOT EXISTS (SELECT 1 FROM mirror_copy c WHERE c.mirror_id = m.id"
-            "     AND c.revision_id = e.current_revision_id)"
             " ON CONFLICT DO NOTHING",
             PGRES_COMMAND_OK);
         if (!res)
