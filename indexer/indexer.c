@@ -35,7 +35,8 @@ void ix_batch_free(struct ix_batch *batch)
         free(batch->paths[i]);
     free(batch->paths);
     scan_clear(&batch->scan);
-    free(batch->files);
+    free(batch->parts[0].files);
+    free(batch->parts[1].files);
     free(batch);
 }
 

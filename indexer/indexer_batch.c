@@ -36,47 +36,99 @@ void ix_batch_end(struct ix_repo *repo)
         ix_root_close(repo);
 }
 
-static void ix_hash_more(struct indexer *ix, struct ix_batch *batch)
+static void ix_hash_more(struct indexer *ix, struct ix_part *part)
 {
-    while (batch->files_submitted < batch->files_count && ix->in_flight < ix->max_in_flight) {
-        struct ix_file *file = &batch->files[batch->files_submitted];
+    while (part->files_submitted < part->files_count && ix->in_flight < ix->max_in_flight) {
+        struct ix_file *file = &part->files[part->files_submitted];
 
         if (ix_submit(ix, &file->job) != 0)
             break;
-        batch->files_submitted++;
+        part->files_submitted++;
     }
 }
 
-/* Takes the next part of the batch's items and starts hashing its files. */
+/* A commit that could not be made: the batch goes again later, whole, once
+ * no file of it is with the hasher any more. */
+static void ix_batch_fail(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
+{
+    struct ix_part *part = batch->hashing;
+
+    batch->ending = true;
+    batch->ready = NULL;
+    if (part) {
+        part->files_count = part->files_submitted; /* nothing more goes out */
+        if (part->files_back < part->files_count)
+            return; /* ix_file_done() ends it */
+    }
+    ix_batch_retry(repo, batch, now);
+    ix_batch_end(repo);
+}
+
+static void ix_part_start(struct ix_repo *repo, struct ix_batch *batch, uint64_t now);
+
+/* Hands the hashed part to the commit job, and starts hashing the next. */
+static void ix_part_commit(struct ix_repo *repo, struct ix_batch *batch, struct ix_part *part,
+                           uint64_t now)
+{
+    batch->committing = part;
+    repo->stage = IX_COMMITTING;
+    if (ix_submit(repo->indexer, &batch->commit_job) != 0) {
+        batch->committing = NULL;
+        ix_batch_fail(repo, batch, now);
+        return;
+    }
+    if (!batch->hashing && batch->next_item < batch->scan.count)
+        ix_part_start(repo, batch, now);
+}
+
+/* A part whose files have all come back: committed now, or after the one
+ * being committed. */
+static void ix_part_hashed(struct ix_repo *repo, struct ix_batch *batch, struct ix_part *part,
+                           uint64_t now)
+{
+    part->hashed_ms = now;
+    if (batch->hashing == part)
+        batch->hashing = NULL;
+    if (batch->committing)
+        batch->ready = part;
+    else
+        ix_part_commit(repo, batch, part, now);
+}
+
+/* Takes the next part of the batch's items into the free slot and starts
+ * hashing its files. */
 static void ix_part_start(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
 {
     struct indexer *ix = repo->indexer;
+    struct ix_part *part = batch->committing == &batch->parts[0] ? &batch->parts[1]
+                                                                  : &batch->parts[0];
 
-    batch->part_start = batch->part_end;
-    batch->files_count = batch->files_submitted = batch->files_back = 0;
-    batch->part_started_ms = now;
-    while (batch->part_end < batch->scan.count) {
-        struct scan_item *item = &batch->scan.items[batch->part_end];
+    part->start = part->end = batch->next_item;
+    part->files_count = part->files_submitted = part->files_back = 0;
+    part->started_ms = now;
+    while (part->end < batch->scan.count) {
+        struct scan_item *item = &batch->scan.items[part->end];
 
         if (item->kind == SCAN_FILE) {
-            if (batch->files_count == IX_PART_FILES)
+            if (part->files_count == IX_PART_FILES)
                 break;
-            batch->files[batch->files_count++] = (struct ix_file){
+            part->files[part->files_count++] = (struct ix_file){
                 .job = { IX_JOB_HASH, batch },
+                .part = part,
                 .item = item,
             };
         }
-        batch->part_end++;
+        part->end++;
     }
-    repo->stage = IX_HASHING;
-    ix_hash_more(ix, batch);
-    if (batch->files_count == 0) {
-        repo->stage = IX_COMMITTING;
-        if (ix_submit(ix, &batch->commit_job) != 0) {
-            ix_batch_retry(repo, batch, now);
-            ix_batch_end(repo);
-        }
+    batch->next_item = part->end;
+    if (part->files_count == 0) {
+        ix_part_hashed(repo, batch, part, now);
+        return;
     }
+    batch->hashing = part;
+    if (!batch->committing)
+        repo->stage = IX_HASHING;
+    ix_hash_more(ix, part);
 }
 
 static void ix_scan_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
@@ -107,9 +159,10 @@ static void ix_scan_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t 
         return;
     }
     batch->phase_ms[0] = now - batch->started_ms; /* the scan, then each part's hashing */
-    batch->files = calloc((files < IX_PART_FILES ? files : IX_PART_FILES) + 1,
-                          sizeof(*batch->files));
-    if (!batch->files) {
+    for (int i = 0; i < 2; i++)
+        batch->parts[i].files = calloc((files < IX_PART_FILES ? files : IX_PART_FILES) + 1,
+                                       sizeof(*batch->parts[i].files));
+    if (!batch->parts[0].files || !batch->parts[1].files) {
         ix_batch_retry(repo, batch, now);
         ix_batch_end(repo);
         return;
@@ -178,17 +231,20 @@ static void ix_file_done(struct ix_repo *repo, struct ix_file *file, uint64_t no
     } else if (pathset_count(repo->failures)) {
         pathset_remove(repo->failures, file->item->path);
     }
-    batch->files_back++;
-    ix_progress(repo, batch, now);
-    if (batch->files_back < batch->files_count) {
-        ix_hash_more(ix, batch);
+    file->part->files_back++;
+    if (batch->ending) {
+        if (file->part->files_back == file->part->files_count) {
+            ix_batch_retry(repo, batch, now);
+            ix_batch_end(repo);
+        }
         return;
     }
-    repo->stage = IX_COMMITTING;
-    if (ix_submit(ix, &batch->commit_job) != 0) {
-        ix_batch_retry(repo, batch, now);
-        ix_batch_end(repo);
+    ix_progress(repo, batch, now);
+    if (file->part->files_back < file->part->files_count) {
+        ix_hash_more(ix, file->part);
+        return;
     }
+    ix_part_hashed(repo, batch, file->part, now);
 }
 
 static void ix_commit_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
@@ -196,32 +252,44 @@ static void ix_commit_done(struct ix_repo *repo, struct ix_batch *batch, uint64_
     const struct catalog_batch_result *r = &batch->total;
     char parts[24] = "";
 
+    const struct ix_part *part = batch->committing;
+
+    batch->committing = NULL;
     if (batch->error) {
         /* Parts already committed stay: the rescan finds them unchanged. */
         log_warn("index", "repo=%s: %s; trying again in %u ms", repo->conf->name,
                  batch->error_text, IX_BATCH_RETRY_MS);
-        ix_batch_retry(repo, batch, now);
-        ix_batch_end(repo);
+        ix_batch_fail(repo, batch, now);
         return;
     }
     repo->lost_streak = 0;
     batch->parts_done++;
+    batch->files_committed += part->files_count;
     batch->total.revisions += batch->result.revisions;
     batch->total.entries += batch->result.entries;
     batch->total.deleted += batch->result.deleted;
-    batch->phase_ms[0] += batch->commit_ms[0] - batch->part_started_ms;
+    batch->phase_ms[0] += part->hashed_ms - part->started_ms;
     for (int i = 1; i < 4; i++)
         batch->phase_ms[i] += batch->commit_ms[i] - batch->commit_ms[i - 1];
-    if (batch->part_end < batch->scan.count) {
+    if (part->end < batch->scan.count) {
         log_info("index", "repo=%s: part %zu committed (commit=%.12s): %d new revisions, "
                  "%zu of %zu files (hash %" PRIu64 ", git %" PRIu64 ", store sync %" PRIu64
                  ", catalog %" PRIu64 " ms)", repo->conf->name, batch->parts_done, batch->commit,
-                 batch->result.revisions, batch->files_done, batch->files_total,
-                 batch->commit_ms[0] - batch->part_started_ms,
+                 batch->result.revisions, batch->files_committed, batch->files_total,
+                 part->hashed_ms - part->started_ms,
                  batch->commit_ms[1] - batch->commit_ms[0],
                  batch->commit_ms[2] - batch->commit_ms[1],
                  batch->commit_ms[3] - batch->commit_ms[2]);
-        ix_part_start(repo, batch, now);
+        if (batch->ready) {
+            struct ix_part *next = batch->ready;
+
+            batch->ready = NULL;
+            ix_part_commit(repo, batch, next, now);
+        } else if (!batch->hashing) {
+            ix_part_start(repo, batch, now);
+        } else {
+            repo->stage = IX_HASHING;
+        }
         return;
     }
     if (batch->parts_done > 1)

@@ -40,9 +40,12 @@ struct ix_job {
     struct ix_batch *batch;      /* the batch it serves */
 };
 
+struct ix_part;
+
 /* One file of a batch, on its way through the hasher. */
 struct ix_file {
     struct ix_job job;           /* IX_JOB_HASH */
+    struct ix_part *part;        /* the part it belongs to */
     const struct scan_item *item; /* what the scan saw (borrowed from batch->scan) */
     struct hash_result hash;     /* digests */
     struct stat st;              /* stat of what was hashed */
@@ -56,9 +59,22 @@ struct ix_file {
  * memory, and its first files become visible long before its last are
  * hashed): the scan's items are taken in order, so a part's directories
  * come before their files, and each part is one git commit and one catalog
- * transaction.
+ * transaction.  While one part is committed the next is hashed: the
+ * commit waits on git, the disk and the catalog, the hashing on reading the
+ * files, and a part's commit starts only once the one before it is done.
  */
 #define IX_PART_FILES 8192
+
+/* A part of a batch: a run of its scan's items and the files among them. */
+struct ix_part {
+    size_t start, end;           /* scan.items[start, end) */
+    struct ix_file *files;       /* one per SCAN_FILE item (room for IX_PART_FILES) */
+    size_t files_count;          /* how many */
+    size_t files_submitted;      /* handed to the pool so far */
+    size_t files_back;           /* come back */
+    uint64_t started_ms;         /* when its hashing began */
+    uint64_t hashed_ms;          /* when its last file came back */
+};
 
 /* Up to this many new objects a part syncs them one by one, not the whole
  * file system. */
@@ -76,18 +92,19 @@ struct ix_batch {
     char **paths;                /* what to reconcile; "" alone = everything */
     size_t paths_count;          /* how many */
     struct scan scan;            /* what the scan found */
-    size_t part_start, part_end; /* the part in hand: scan.items[part_start, part_end) */
+    struct ix_part parts[2];     /* one hashed while the other is committed */
+    struct ix_part *hashing;     /* the part with the hasher, or NULL */
+    struct ix_part *ready;       /* hashed, waiting for the commit job, or NULL */
+    struct ix_part *committing;  /* the part the commit job has, or NULL */
+    size_t next_item;            /* where the next part begins in scan.items */
+    bool ending;                 /* a commit failed: end once the hasher is done */
     size_t parts_done;           /* parts committed */
-    struct ix_file *files;       /* one per SCAN_FILE item of the part */
-    size_t files_count;          /* how many */
-    size_t files_submitted;      /* handed to the pool so far */
-    size_t files_back;           /* come back, of this part */
     size_t files_total;          /* SCAN_FILE items of the whole batch */
+    size_t files_committed;      /* files of the parts committed */
     uint64_t bytes_total;        /* their sizes as scanned */
     size_t files_done;           /* come back, all parts */
     uint64_t bytes_done;         /* sizes of the files come back, all parts */
     uint64_t started_ms;         /* when the batch began */
-    uint64_t part_started_ms;    /* when the part in hand began */
     uint64_t progress_ms;        /* when progress was last logged */
     uint64_t commit_ms[4];       /* commit job: began, git done, store synced, catalog done */
     uint64_t phase_ms[4];        /* all parts: hashing, git, store sync, catalog */

@@ -181,20 +181,21 @@ static int ix_collect_below(const char *path, const unsigned char sha256[32], ui
 static int ix_store_sync(struct ix_batch *batch)
 {
     struct store *store = batch->repo->indexer->store;
+    const struct ix_part *part = batch->committing;
     unsigned char (*objects)[32];
     size_t count = 0;
     int error;
 
     if (store_get_mode(store) == STORE_NONE)
         return 0;
-    if (batch->files_count > IX_SYNC_EACH_MAX)
+    if (part->files_count > IX_SYNC_EACH_MAX)
         return store_sync(store);
-    objects = calloc(batch->files_count + 1, sizeof(*objects));
+    objects = calloc(part->files_count + 1, sizeof(*objects));
     if (!objects)
         return FR_ENOMEM;
-    for (size_t i = 0; i < batch->files_count; i++)
-        if (!batch->files[i].error)
-            memcpy(objects[count++], batch->files[i].hash.sha256, 32);
+    for (size_t i = 0; i < part->files_count; i++)
+        if (!part->files[i].error)
+            memcpy(objects[count++], part->files[i].hash.sha256, 32);
     error = store_sync_objects(store, (const unsigned char (*)[32])objects, count);
     free(objects);
     return error;
@@ -242,8 +243,9 @@ static void *ix_git_thread(void *arg)
 static void ix_commit(struct ix_batch *batch)
 {
     struct ix_repo *repo = batch->repo;
+    const struct ix_part *part = batch->committing;
     struct ix_prefix git = { 0 };
-    struct catalog_change *cat = calloc(batch->part_end - batch->part_start + 1, sizeof(*cat));
+    struct catalog_change *cat = calloc(part->end - part->start + 1, sizeof(*cat));
     size_t owned_from = SIZE_MAX, ncat = 0, f = 0;
     struct catalog *catalog = NULL;
     int rc;
@@ -253,11 +255,11 @@ static void ix_commit(struct ix_batch *batch)
         batch->error = FR_ENOMEM;
         return;
     }
-    for (size_t i = batch->part_start; i < batch->part_end; i++) {
+    for (size_t i = part->start; i < part->end; i++) {
         const struct scan_item *it = &batch->scan.items[i];
 
         if (it->kind == SCAN_FILE) {
-            struct ix_file *file = &batch->files[f++];
+            struct ix_file *file = &part->files[f++];
 
             if (file->error)
                 continue; /* retried by the loop thread */
@@ -293,7 +295,7 @@ static void ix_commit(struct ix_batch *batch)
     }
     /* Directories removed: every file below them leaves the git tree. */
     owned_from = git.count;
-    for (size_t i = batch->part_start; i < batch->part_end; i++) {
+    for (size_t i = part->start; i < part->end; i++) {
         const struct scan_item *it = &batch->scan.items[i];
 
         if (it->kind != SCAN_DIR_REMOVED)

@@ -8,6 +8,12 @@ Sizes (environment): BENCH_ARCHIVES=100 archives of BENCH_ARCHIVE_MB=20 MB
 of random bytes; BENCH_SMALL=100000 small files; BENCH_RUNS=3.  All peers
 read from the page cache (the data is read once before timing).
 
+The daemon's XMPP side points at a port where nothing listens: the indexer
+still writes every outbox row, but publishing them (tools/bench.sh
+publisher measures that) does not share the cores with what is measured
+here, as it would not on a live repository, where a first index happens
+once and rescans find nothing to publish.
+
 The archives are indexed twice: on the machine's own file system with the
 `copy` content store (every byte written a second time), and, where the
 machine can mount one (root, loop devices, xfsprogs), on an XFS image with
@@ -22,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -86,6 +93,13 @@ def make_data():
     return archives, small
 
 
+def closed_port():
+    """A loopback port nothing listens on (just given up by this process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def index(env, root, mode="copy", state_dir=None):
     """A fresh daemon indexes root; returns (seconds, peak RSS MB, seconds of
     a rescan with nothing changed asked for with SIGUSR1 (median of three; a
@@ -96,7 +110,7 @@ def index(env, root, mode="copy", state_dir=None):
     if state_dir:
         shutil.rmtree(state_dir, ignore_errors=True)
         extra["state_dir"] = state_dir
-    daemon = Daemon(env, extra=extra)
+    daemon = Daemon(env, extra=extra, port=closed_port())
     try:
         daemon.start()
         t0, mark = log_time(daemon, r"repo=bench path=.*: watching; start-up rescan")
