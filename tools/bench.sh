@@ -7,7 +7,14 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd -P)
-dir=${FILEREPO_BENCH_SERVICES:-/tmp/filerepo-bench-services}
+# Fresh services for every run unless told otherwise: an ejabberd that kept
+# the nodes of earlier runs gets slower with each, and so would the figures.
+fresh=
+if [ -z "${FILEREPO_BENCH_SERVICES:-}" ]; then
+    fresh=$(mktemp -d /tmp/filerepo-bench-services.XXXXXX)
+    trap 'rm -rf "$fresh"' EXIT
+fi
+dir=${FILEREPO_BENCH_SERVICES:-$fresh/services}
 which=("$@")
 if [ ${#which[@]} -eq 0 ]; then
     which=()
@@ -23,7 +30,7 @@ done
 cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$src/build" -j"$(nproc)" >/dev/null
 "$src/tools/services.sh" start "$dir" >/dev/null
-trap '"$src/tools/services.sh" stop "$dir" >/dev/null' EXIT
+trap '"$src/tools/services.sh" stop "$dir" >/dev/null; [ -z "$fresh" ] || rm -rf "$fresh"' EXIT
 for b in "${which[@]}"; do
     echo "== benchmark: $b"
     FILEREPO_SERVICES_DIR=$dir FILEREPO_SOURCE_DIR=$src FILEREPOD=$src/build/filerepod \
