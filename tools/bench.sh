@@ -12,6 +12,7 @@ src=$(cd "$(dirname "$0")/.." && pwd -P)
 fresh=
 if [ -z "${FILEREPO_BENCH_SERVICES:-}" ]; then
     fresh=$(mktemp -d /tmp/filerepo-bench-services.XXXXXX)
+    chmod 0755 "$fresh"  # the services run as their own users
     trap 'rm -rf "$fresh"' EXIT
 fi
 dir=${FILEREPO_BENCH_SERVICES:-$fresh/services}
