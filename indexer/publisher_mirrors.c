@@ -5,6 +5,7 @@
  */
 #include "publisher_mirrors.h"
 #include "fr_error.h"
+#include "secret.h"
 #include "url.h"
 
 #include <stdio.h>
@@ -17,22 +18,6 @@ struct publisher_mirror_text {
     char *ref;                         /* path on the server + the file's path */
     char *pass;                        /* public password, NULL when none */
 };
-
-static char *publisher_mirrors_secret(const char *path)
-{
-    char buf[1024];
-    FILE *f = *path ? fopen(path, "re") : NULL;
-    size_t n;
-
-    if (!f)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    return strdup(buf);
-}
 
 void publisher_mirrors_clear(struct publisher_mirrors *m)
 {
@@ -95,7 +80,7 @@ int publisher_mirrors_parse(struct publisher_mirrors *out, const char *lines, co
         }
         mirror_url_file(file_url, ref_len, t->parts.path + 1, path);
         t->ref = file_url;
-        t->pass = field[3][0] ? publisher_mirrors_secret(field[4]) : NULL;
+        t->pass = field[3][0] ? secret_read(field[4]) : NULL;
         out->items[out->count] = (struct pubsub_mirror){
             /* webdav is a push target; readers get the http(s) server it is. */
             .type = strcmp(field[0], "webdav") == 0 ? t->parts.scheme : field[0],

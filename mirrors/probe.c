@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "fr_error.h"
 #include "log.h"
+#include "secret.h"
 #include "store.h"
 #include "url.h"
 
@@ -106,23 +107,6 @@ static int probe_hex_to_bytes(unsigned char *out, size_t len, const char *hex)
         out[i] = (unsigned char)v;
     }
     return 0;
-}
-
-/* The secret alone, a trailing newline dropped; NULL when unreadable. */
-static char *probe_read_secret(const char *path)
-{
-    char buf[1024];
-    FILE *f = fopen(path, "re");
-    size_t n;
-
-    if (!f)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    return strdup(buf);
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -579,7 +563,7 @@ int probe_new(struct probe **out, const struct catalog_mirror_check *check,
         probe_finish(p, "error", false, "the catalog holds no usable sha-256");
         return 0;
     }
-    if (check->password_file && !(p->password = probe_read_secret(check->password_file))) {
+    if (check->password_file && !(p->password = secret_read(check->password_file))) {
         probe_finish(p, "error", false, "cannot read the mirror's password file");
         return 0;
     }
