@@ -313,9 +313,8 @@ int cmd_browse(const struct browse_options *options, int argc, char **argv, bool
     if (status != 0)
         goto done;
     status = browse_listing(&b, argv[0], argc == 2 ? argv[1] : NULL, options->page_size);
-    xmpp_disconnect(b.conn);
-    for (int i = 0; i < 20 && !b.failed; i++)
-        xmpp_run_once(b.ctx, 50);
+    if (!b.failed)
+        login_close(b.ctx, b.conn, false);
 
 done:
     if (b.conn)

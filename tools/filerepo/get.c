@@ -496,11 +496,8 @@ int cmd_get(const struct get_options *options, int argc, char **argv, bool json)
     /* Nothing came into a file made for it: no empty file is left behind. */
     if (status != 0 && g.created && g.offset + g.received == 0)
         unlink(file);
-    if (g.conn && g.connected) {
-        xmpp_disconnect(g.conn);
-        for (int i = 0; i < 20 && !g.lost; i++)
-            xmpp_run_once(g.ctx, 50);
-    }
+    if (g.conn && g.connected && !g.lost)
+        login_close(g.ctx, g.conn, false);
     if (g.conn)
         xmpp_conn_release(g.conn);
     if (g.ctx)

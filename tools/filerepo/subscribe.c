@@ -220,9 +220,8 @@ int cmd_subscribe(struct catalog *catalog, int argc, char **argv, bool json)
             xmpp_disconnect(conn);
         }
     }
-    /* Let the closing of the stream go out. */
-    for (int i = 0; i < 10 && xmpp_conn_is_connected(conn); i++)
-        xmpp_run_once(s.ctx, 50);
+    /* The closing tag was queued when s.done was set. */
+    login_close(s.ctx, conn, true);
 
 done:
     if (conn)

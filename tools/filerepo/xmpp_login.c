@@ -114,3 +114,20 @@ void login_clear(struct login *l)
     }
     l->password = NULL;
 }
+
+void login_close(xmpp_ctx_t *ctx, xmpp_conn_t *conn, bool closing)
+{
+    if (!xmpp_conn_is_connected(conn))
+        return;
+    if (!closing)
+        xmpp_disconnect(conn);
+    /* A round writes what the socket takes: on a healthy connection the
+     * first writes it all.  Stanzas still queued after it (a server slow
+     * to read) get half a second more. */
+    xmpp_run_once(ctx, 0);
+    for (int i = 0; i < 50 && xmpp_conn_is_connected(conn) && xmpp_conn_send_queue_len(conn) > 0;
+         i++)
+        xmpp_run_once(ctx, 10);
+    if (xmpp_conn_is_connected(conn))
+        xmpp_run_once(ctx, 0);
+}

@@ -10,6 +10,7 @@
 #ifndef FILEREPO_CLI_XMPP_LOGIN_H
 #define FILEREPO_CLI_XMPP_LOGIN_H
 
+#include <stdbool.h>
 #include <strophe.h>
 
 /** Who logs in where, once login_prepare() found it all. */
@@ -49,6 +50,16 @@ int login_connect(const struct login *l, xmpp_ctx_t **ctx, xmpp_conn_t **conn,
 
 /** Says on stderr that the login failed, with libstrophe's `error` (0: none known). */
 void login_say_refused(const struct login *l, int error);
+
+/**
+ * Ends the session: sends the stream's closing tag (unless `closing`: it
+ * was sent already) and writes out what is still queued, then returns.
+ * The server's own closing tag is not waited for (RFC 6120 4.4 lets the
+ * closing side stop waiting): ejabberd takes 100 ms or more to send it,
+ * and nothing it could say then matters to a command that is done.  The
+ * caller then releases conn, which closes the socket.
+ */
+void login_close(xmpp_ctx_t *ctx, xmpp_conn_t *conn, bool closing);
 
 /** Wipes and frees the password. */
 void login_clear(struct login *l);
