@@ -4,9 +4,14 @@
  *
  * The buffers form a ring.  The caller fills the one at `head`, writes it
  * and commits it (head advances); the hasher takes the one at `tail`,
- * hashes it and frees it (tail advances).  Both wait on one condition
- * variable: the caller when every buffer is committed and not yet hashed,
- * the hasher when none is.  Hashing in order keeps the digest the file's.
+ * hashes it and frees it (tail advances).  Hashing in order keeps the
+ * digest the file's.
+ *
+ * Hashing is the slower side, so the ring is mostly full.  A caller that
+ * finds it full sleeps until half of it is free, not just one buffer: woken
+ * for every buffer, it was woken thousands of times per gigabyte, and each
+ * wake-up could move it onto the hasher's core.  Each side signals the
+ * other only when the other sleeps.
  */
 #include "get_sink.h"
 #include "fr_error.h"
@@ -26,8 +31,12 @@ struct get_sink {
     size_t len[GET_SINK_CHUNKS];         /* bytes committed in each */
     unsigned head, tail, queued;         /* next to fill, next to hash, committed not hashed */
     bool stopping;                       /* the hasher is to end */
-    pthread_mutex_t lock;                /* over head, tail, queued, stopping */
-    pthread_cond_t changed;              /* any of them changed */
+    bool hasher_waits;                   /* it sleeps on `work` */
+    unsigned caller_waits_for;           /* the caller sleeps on `room` until queued <= this;
+                                          * GET_SINK_CHUNKS: it does not */
+    pthread_mutex_t lock;                /* over all of the above */
+    pthread_cond_t work;                 /* for the hasher: something queued, or stop */
+    pthread_cond_t room;                 /* for the caller: queued fell as far as it waits for */
     pthread_t hasher;                    /* the thread */
     bool started;                        /* it runs */
 };
@@ -40,8 +49,11 @@ static void *get_sink_hash(void *data)
     for (;;) {
         unsigned i;
 
-        while (s->queued == 0 && !s->stopping)
-            pthread_cond_wait(&s->changed, &s->lock);
+        while (s->queued == 0 && !s->stopping) {
+            s->hasher_waits = true;
+            pthread_cond_wait(&s->work, &s->lock);
+            s->hasher_waits = false;
+        }
         if (s->queued == 0)
             break;
         i = s->tail;
@@ -50,7 +62,8 @@ static void *get_sink_hash(void *data)
         pthread_mutex_lock(&s->lock);
         s->tail = (s->tail + 1) % GET_SINK_CHUNKS;
         s->queued--;
-        pthread_cond_broadcast(&s->changed);
+        if (s->queued <= s->caller_waits_for)
+            pthread_cond_signal(&s->room);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -66,8 +79,10 @@ int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, int64_t offset)
     s->fd = fd;
     s->sha = sha;
     s->offset = offset;
+    s->caller_waits_for = GET_SINK_CHUNKS;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->changed, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->room, NULL);
     for (unsigned i = 0; i < GET_SINK_CHUNKS; i++)
         if (!(s->buf[i] = malloc(GET_SINK_CHUNK))) {
             get_sink_free(s);
@@ -82,11 +97,20 @@ int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, int64_t offset)
     return 0;
 }
 
+/* With the lock held: sleeps until at most `queued` buffers wait for the hasher. */
+static void get_sink_wait(struct get_sink *s, unsigned queued)
+{
+    s->caller_waits_for = queued;
+    while (s->queued > queued)
+        pthread_cond_wait(&s->room, &s->lock);
+    s->caller_waits_for = GET_SINK_CHUNKS;
+}
+
 unsigned char *get_sink_buffer(struct get_sink *s)
 {
     pthread_mutex_lock(&s->lock);
-    while (s->queued == GET_SINK_CHUNKS)
-        pthread_cond_wait(&s->changed, &s->lock);
+    if (s->queued == GET_SINK_CHUNKS)
+        get_sink_wait(s, GET_SINK_CHUNKS / 2);
     pthread_mutex_unlock(&s->lock);
     return s->buf[s->head];
 }
@@ -110,7 +134,8 @@ int get_sink_commit(struct get_sink *s, size_t len)
     s->len[s->head] = len;
     s->head = (s->head + 1) % GET_SINK_CHUNKS;
     s->queued++;
-    pthread_cond_broadcast(&s->changed);
+    if (s->hasher_waits)
+        pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
@@ -133,8 +158,7 @@ int get_sink_write(struct get_sink *s, const unsigned char *buf, size_t len)
 void get_sink_drain(struct get_sink *s)
 {
     pthread_mutex_lock(&s->lock);
-    while (s->queued > 0)
-        pthread_cond_wait(&s->changed, &s->lock);
+    get_sink_wait(s, 0);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -145,13 +169,14 @@ void get_sink_free(struct get_sink *s)
     if (s->started) {
         pthread_mutex_lock(&s->lock);
         s->stopping = true;
-        pthread_cond_broadcast(&s->changed);
+        pthread_cond_signal(&s->work);
         pthread_mutex_unlock(&s->lock);
         pthread_join(s->hasher, NULL);
     }
     for (unsigned i = 0; i < GET_SINK_CHUNKS; i++)
         free(s->buf[i]);
-    pthread_cond_destroy(&s->changed);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->room);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
