@@ -6,14 +6,15 @@ nothing.
 
     tools/bench.sh transfers            (starts the services, runs this)
 
-Paths, each BENCH_RUNS=3 times, each run after a curl run: SOCKS5 direct
+Paths, each BENCH_RUNS=5 times, each run after a curl run: SOCKS5 direct
 (the default: both sides offer a direct candidate), SOCKS5 through the
 server's proxy65 (a second daemon whose direct candidate is offered where
 nothing listens, and --no-direct), in-band (IBB, the daemon's largest block
 size and window).  The method the report names is printed when it is not
 the one intended.  Then SOCKS5 direct and curl both into /dev/null: the
 transport and the sha-256 alone, no file written.  Neither tool waits for
-the file to reach the disk.  Each time is the wall clock of the whole
+the file to reach the disk, and each starts after the previous download
+was removed and the file system synced (no other's writeback running).  Each time is the wall clock of the whole
 command (login, request, bytes, checksum), and for curl of the whole download into
 a file on the same file system.
 
@@ -47,7 +48,7 @@ from harness import Daemon, binary, client, load_services_env, psql, wait_for  #
 MB = 1000 * 1000
 SIZE_MB = int(os.environ.get("BENCH_TRANSFER_MB", "1024"))
 IBB = os.environ.get("BENCH_IBB", "1") != "0"
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "50"))
 CONCURRENT_MB = int(os.environ.get("BENCH_CONCURRENT_MB", "100"))
 S5B = "urn:xmpp:jingle:transports:s5b:1"
@@ -136,9 +137,16 @@ def get_env(env, who="alice"):
     return e
 
 
-def run_get(env, args, out):
+def fresh(out):
+    """Removes the previous download and flushes the file system, so that
+    each command starts with no dirty pages of another's to write back."""
     if out != "/dev/null" and os.path.exists(out):
         os.unlink(out)
+    os.sync()
+
+
+def run_get(env, args, out):
+    fresh(out)
     took, stdout = timed([binary("filerepo"), "get", "--json", "-o", out] + args,
                          env=get_env(env))
     return took, json.loads(stdout)
@@ -238,6 +246,7 @@ def main():
         nginx = Nginx(root, work)
         out = os.path.join(work, "out.bin")
         curl_times, curl_null, curl_checked, results, served = [], [], [], {}, {}
+        paired = {}  # name: median over runs of (that run's curl time / get's time)
         try:
             for config, paths in ((extra, [("socks5-direct", []), ("to /dev/null", []),
                                            ("ibb", ["--ibb"])]),
@@ -249,14 +258,14 @@ def main():
                     for name, args in paths:
                         if name == "ibb" and not IBB:
                             continue
-                        times = []
+                        times, pairs = [], []
                         for _ in range(RUNS):
-                            if os.path.exists(out):
-                                os.unlink(out)
                             null = name == "to /dev/null"
+                            fresh(out)
                             took, _ = timed(["curl", "-sS", "-o", "/dev/null" if null else out,
                                              f"http://127.0.0.1:{nginx.port}/big.bin"])
                             (curl_null if null else curl_times).append(took)
+                            curl_took = took
                             if not null:
                                 # The same deliverable as get's: the file, its hash checked.
                                 summed, _ = timed(["openssl", "dgst", "-sha256", out])
@@ -269,7 +278,9 @@ def main():
                                 raise SystemExit(f"{name}: wrong bytes: {rep}")
                             served[name] = rep["method"]
                             times.append(took)
+                            pairs.append(curl_took / took)
                         results[name] = statistics.median(times)
+                        paired[name] = statistics.median(pairs)
                     if config is extra:
                         memory(env, daemon, to, repo)
                     daemon.stop()
@@ -298,7 +309,8 @@ def main():
                       f"{mbps(size, curl):8.1f} MB/s ({curl:.2f} s)")
             note = "" if served[name] == name else f" (served as {served[name]})"
             print(f"filerepo get, {name:13s}: {mbps(size, t):8.1f} MB/s  "
-                  f"({t:.2f} s, {100 * curl / t:.0f}% of curl){note}")
+                  f"({t:.2f} s, {100 * curl / t:.0f}% of curl; run by run against the curl "
+                  f"run just before it, median {100 * paired[name]:.0f}%){note}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
