@@ -300,7 +300,9 @@ def main():
           f"counting IQs (item + feed item per revision) {2 * o:.0f} IQs/s = "
           f"{100 * 2 * o / ri:.0f}% of the raw loop's {ri:.0f} IQs/s; "
           f"against a raw loop doing the same publishes (each revision's leaf and a feed "
-          f"keeping {FEED_MAX}) {rs:.0f} revisions/s: {100 * o / rs:.0f}%; "
+          f"keeping {FEED_MAX}) {rs:.0f} revisions/s: {100 * o / rs:.0f}% (run by run: "
+          f"{', '.join(f'{100 * a / b:.0f}%' for a, b in zip(ours, raw_same))}; median "
+          f"{100 * statistics.median(a / b for a, b in zip(ours, raw_same)):.0f}%); "
           f"with xmpp.change_feed off {b:.0f} revision items/s = {100 * b / r:.0f}%")
     samples = latency(env)
     print(f"latency close() -> notification, settle 0, {len(samples)} samples: "
