@@ -78,10 +78,17 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
         " LEFT JOIN revision v ON v.id = o.revision_id"
         " WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
         "   AND o.id <> ALL ($1::bigint[])"
-        /* Looked up per candidate through outbox_node (OFFSET 0 keeps it a
-         * lookup): as an anti-join the planner would read every pending
-         * row of the backlog on each fetch. */
-        "   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.node = o.node"
+        /* A row waits while an earlier row of its node, or of a node above
+         * it, waits for its retry: a leaf is not created before the
+         * collection it goes into (that create would fail for good with
+         * item-not-found).  Looked up per candidate through outbox_node,
+         * the node and each of its ancestors (OFFSET 0 keeps it a lookup):
+         * as an anti-join the planner would read every pending row of the
+         * backlog on each fetch. */
+        "   AND NOT EXISTS (SELECT 1 FROM outbox p"
+        "     WHERE p.node = ANY (ARRAY(SELECT array_to_string(a.parts[1:n], '/')"
+        "                               FROM (SELECT string_to_array(o.node, '/') AS parts) a,"
+        "                                    generate_series(1, cardinality(a.parts)) n))"
         "     AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > now() OFFSET 0)"
         " ORDER BY o.id LIMIT $2::int",
         2, params, PGRES_TUPLES_OK);

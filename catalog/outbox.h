@@ -53,7 +53,8 @@ int catalog_outbox_listen(struct catalog *catalog);
 /**
  * Calls fn for up to `limit` pending rows that are due, in id order,
  * skipping the `skip_count` ids in `skip` (in flight) and rows of a node
- * whose earlier row waits for a retry.  *more is set when `limit` rows were
+ * whose earlier row, or an earlier row of a node above it, waits for a
+ * retry.  *more is set when `limit` rows were
  * handed out; *retry_in_ms to the delay until the next row waiting for a
  * retry is due (-1: none).  Strings are borrowed for the call.
  * Returns 0 or FR_ECONN / FR_ERROR.

@@ -9,10 +9,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "catalog.h"
+#include "outbox.h"
 #include "testenv.h"
 
 /* Each test: a fresh, empty (not migrated) database. */
@@ -318,6 +321,47 @@ static void test_catalog__listing_and_outbox_use_indexes(void **state)
         fail_msg("path lookup: %s", p);
 }
 
+static int collect_id(const struct catalog_outbox_row *row, void *data)
+{
+    char *ids = data;
+    size_t len = strlen(ids);
+
+    snprintf(ids + len, 256 - len, "%s%" PRId64, len ? "," : "", row->id);
+    return 0;
+}
+
+/* A row waiting for its retry holds back the later rows of its node and of
+ * the nodes below it (a leaf is not created before its collection), and
+ * nothing else. */
+static void test_catalog__outbox_rows_wait_for_a_retrying_ancestor(void **state)
+{
+    struct fixture *f = *state;
+    char ids[256] = "";
+    bool more = true;
+    int retry_in = -1;
+
+    migrate_ok(f, (int)catalog_schema_version_known());
+    exec_ok(f, "INSERT INTO repository (name, path) VALUES ('r', '/srv/r');"
+               "INSERT INTO outbox (repository_id, node, action, state, next_attempt_at)"
+               " OVERRIDING SYSTEM VALUE VALUES"
+               " (1, 'r/d', 'create_collection', 'pending', now() + interval '1 hour'),"
+               " (1, 'r/d/f', 'create_leaf', 'pending', now()),"
+               " (1, 'r/d/sub/g', 'create_leaf', 'pending', now()),"
+               " (1, 'r/dx/f', 'create_leaf', 'pending', now()),"
+               " (1, 'r/d', 'publish_item', 'pending', now()),"
+               " (1, 'r', 'configure_node', 'pending', now()),"
+               " (1, 'r/p', 'create_collection', 'parked', now()),"
+               " (1, 'r/p/f', 'create_leaf', 'pending', now())");
+    if (catalog_outbox_fetch(f->db.catalog, NULL, 0, 10, collect_id, ids, &more, &retry_in) != 0)
+        fail_msg("fetch: %s", catalog_last_error(f->db.catalog));
+    /* Row 1 waits; 2, 3 (below r/d) and 5 (r/d again) wait with it.  4 is
+     * r/dx, not below r/d; 6 is above r/d, not below; 8's collection is
+     * parked, which holds nothing back. */
+    assert_string_equal(ids, "4,6,8");
+    assert_false(more);
+    assert_true(retry_in > 3500 * 1000 && retry_in <= 3600 * 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +379,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_catalog__listing_and_outbox_use_indexes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_catalog__outbox_rows_wait_for_a_retrying_ancestor,
+                                        setup, teardown),
     };
 
     if (testenv_load() != 0)
