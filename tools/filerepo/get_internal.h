@@ -19,6 +19,7 @@
 #define GET_CANDIDATES_MAX 8   /* of the daemon's candidates, the best kept */
 #define GET_ACCEPTED_MAX 4     /* connections to our listener negotiated at once */
 #define GET_CONNECT_MS 5000    /* to negotiate one SOCKS5 candidate */
+#define GET_TERMINATE_WAIT_MS 2000 /* for the answer to our session-terminate */
 #define GET_JID_MAX 3072
 #define GET_NS_S5B "urn:xmpp:jingle:transports:s5b:1"
 
@@ -80,7 +81,9 @@ struct get {
     bool has_accept_hash;              /* session-accept named the sha-256 */
     unsigned char accept_hash[32];     /* that one */
     char reason[32];                   /* their session-terminate reason */
-    bool terminated;                   /* their session-terminate came */
+    bool terminated;                   /* their session-terminate came (or ours went) */
+    bool terminate_sent;               /* ours went, */
+    bool terminate_answered;           /* and its answer came */
 
     /* SOCKS5. */
     struct get_candidate theirs[GET_CANDIDATES_MAX]; /* sorted, best first */

@@ -182,10 +182,12 @@ static void get_terminate(struct get *g, const char *reason)
         return;
     g->terminated = true;
     iq = get_jingle_iq(g, "session-terminate", "term", &jingle);
-    if (iq && jingle_add_reason(jingle, reason, NULL, NULL) == 0)
+    if (iq && jingle_add_reason(jingle, reason, NULL, NULL) == 0) {
         get_send(g, iq);
-    else
+        g->terminate_sent = true;
+    } else {
         get_stanza_free(iq);
+    }
 }
 
 /* Fails the session with exit status `status`, ending it with `reason`
@@ -202,7 +204,11 @@ void get_fail(struct get *g, int status, const char *reason, const char *fmt, ..
     g->status = status;
     if (reason)
         get_terminate(g, reason);
-    get_close_s5b(g);
+    /* With a session-terminate on its way, the bytestream stays open until
+     * it is answered (get_session_run): closed first, it would tell the
+     * daemon "failed-transport" before the reason arrived. */
+    if (!g->terminate_sent)
+        get_close_s5b(g);
     get_enter_state(g, GET_FAILED);
 }
 
@@ -488,6 +494,9 @@ static void get_on_answer(struct get *g, xmpp_stanza_t *iq, const char *id, bool
     const char *step = strrchr(id, '-') + 1;
     const char *condition = error ? stanza_error_condition(iq) : NULL;
 
+    if (strcmp(step, "term") == 0)
+        g->terminate_answered = true;
+
     if (strcmp(step, "init") == 0 && g->state == GET_INITIATING) {
         if (!error) {
             get_enter_state(g, GET_PENDING);
@@ -587,6 +596,11 @@ int get_session_run(struct get *g)
             get_fail(g, EX_UNAVAILABLE, "timeout", "nothing heard from %s for %" PRIu64 " s",
                      g->peer, timeout_ms / 1000u);
     }
+    /* Our session-terminate is answered before anything closes: the daemon
+     * has it (and records its reason) before the bytestream ends. */
+    for (uint64_t until = get_now_ms() + GET_TERMINATE_WAIT_MS;
+         g->terminate_sent && !g->terminate_answered && !g->lost && get_now_ms() < until;)
+        get_loop_once(g, 50);
     xmpp_handler_delete(g->conn, get_on_iq);
     get_close_s5b(g);
     get_progress(g, true);
