@@ -32,8 +32,8 @@ struct get_sink {
     unsigned head, tail, queued;         /* next to fill, next to hash, committed not hashed */
     bool stopping;                       /* the hasher is to end */
     bool hasher_waits;                   /* it sleeps on `work` */
-    unsigned caller_waits_for;           /* the caller sleeps on `room` until queued <= this;
-                                          * GET_SINK_CHUNKS: it does not */
+    int caller_waits_for;                /* the caller sleeps on `room` until queued <= this;
+                                          * -1: it does not sleep */
     pthread_mutex_t lock;                /* over all of the above */
     pthread_cond_t work;                 /* for the hasher: something queued, or stop */
     pthread_cond_t room;                 /* for the caller: queued fell as far as it waits for */
@@ -62,7 +62,7 @@ static void *get_sink_hash(void *data)
         pthread_mutex_lock(&s->lock);
         s->tail = (s->tail + 1) % GET_SINK_CHUNKS;
         s->queued--;
-        if (s->queued <= s->caller_waits_for)
+        if ((int)s->queued <= s->caller_waits_for)
             pthread_cond_signal(&s->room);
     }
     pthread_mutex_unlock(&s->lock);
@@ -79,7 +79,7 @@ int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, int64_t offset)
     s->fd = fd;
     s->sha = sha;
     s->offset = offset;
-    s->caller_waits_for = GET_SINK_CHUNKS;
+    s->caller_waits_for = -1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->room, NULL);
@@ -100,10 +100,10 @@ int get_sink_new(struct get_sink **out, int fd, EVP_MD_CTX *sha, int64_t offset)
 /* With the lock held: sleeps until at most `queued` buffers wait for the hasher. */
 static void get_sink_wait(struct get_sink *s, unsigned queued)
 {
-    s->caller_waits_for = queued;
+    s->caller_waits_for = (int)queued;
     while (s->queued > queued)
         pthread_cond_wait(&s->room, &s->lock);
-    s->caller_waits_for = GET_SINK_CHUNKS;
+    s->caller_waits_for = -1;
 }
 
 unsigned char *get_sink_buffer(struct get_sink *s)
