@@ -320,33 +320,17 @@ int component_timeout_ms(const struct component *component, uint64_t now_ms)
     return -1;
 }
 
-/*
- * libstrophe writes each stanza with a send() of its own.  Corked while it
- * writes a pass's worth, the stanzas leave in full segments (ejabberd reads
- * a window of publishes in a few reads); uncorking at the end of the pass
- * sends the rest at once, so with TCP_NODELAY no stanza waits.
- */
-static void component_cork(struct component *component, bool on)
-{
-    int value = on;
-
-    if (component->fd >= 0 && component->state == COMPONENT_CONNECTED)
-        setsockopt(component->fd, IPPROTO_TCP, TCP_CORK, &value, sizeof(value));
-}
-
 void component_run(struct component *component, uint64_t now_ms)
 {
     if (component->state == COMPONENT_WAITING && now_ms >= component->next_attempt_ms)
         component_attempt(component, now_ms);
     if (component->state == COMPONENT_WAITING || component->state == COMPONENT_STOPPED)
         return;
-    component_cork(component, true);
     xmpp_run_once(component->ctx, 0);
     /* libstrophe writes its send queue at the start of a pass: replies made
      * during this one would wait for the next wake-up.  Flush them now. */
     if (xmpp_conn_send_queue_len(component->conn) > 0)
         xmpp_run_once(component->ctx, 0);
-    component_cork(component, false);
 }
 
 bool component_is_connected(const struct component *component)
