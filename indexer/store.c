@@ -21,6 +21,9 @@
 #include "fr_error.h"
 #include "hash.h"
 #include "log.h"
+#include "store_pack.h"
+
+#include <openssl/evp.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,6 +52,7 @@ struct store {
     int dir_fd;                 /* dir */
     int objects_fd;             /* dir/objects */
     int tmp_fd;                 /* dir/tmp */
+    struct store_packs *packs;  /* the small objects */
     atomic_uint link_serial;    /* makes hard-link staging names unique */
     atomic_bool clone_fallback_logged; /* the reflink fallback was logged */
 };
@@ -57,6 +61,8 @@ struct store_ingest {
     struct store *store;        /* borrowed */
     enum store_method method;   /* how the bytes are being kept */
     int tmp_fd;                 /* the unnamed file in tmp/, or -1 */
+    int src_fd;                 /* the file itself (borrowed), for a pack */
+    off_t src_size;             /* its size when the ingest began */
     dev_t src_dev;              /* the hashed file's inode, for hardlink mode */
     ino_t src_ino;              /* ditto */
 };
@@ -73,6 +79,7 @@ static const char *const store_method_names[] = {
     [STORE_METHOD_REFLINK] = "reflink",
     [STORE_METHOD_COPY] = "copy",
     [STORE_METHOD_HARDLINK] = "hardlink",
+    [STORE_METHOD_PACK] = "pack",
 };
 
 #define STORE_MODE_COUNT (sizeof(store_mode_names) / sizeof(*store_mode_names))
@@ -179,6 +186,9 @@ int store_open(struct store **out, const char *dir, enum store_mode mode)
         goto done;
     if (store_sweep_tmp(store) != 0)
         goto done;
+    if ((error = store_packs_open(&store->packs, store->dir_fd, dir)) != 0)
+        goto done;
+    error = FR_ERROR;
     if (mode == STORE_REFLINK || mode == STORE_COPY) {
         int probe = store_tmpfile(store);
 
@@ -199,6 +209,7 @@ void store_free(struct store *store)
 {
     if (!store)
         return;
+    store_packs_free(store->packs);
     store_close(store->tmp_fd);
     store_close(store->objects_fd);
     store_close(store->dir_fd);
@@ -382,11 +393,17 @@ int store_ingest_begin(struct store_ingest **out, struct store *store, int src_f
         return FR_ENOMEM;
     ingest->store = store;
     ingest->tmp_fd = -1;
+    ingest->src_fd = -1;
+    ingest->src_size = st.st_size;
     ingest->src_dev = st.st_dev;
     ingest->src_ino = st.st_ino;
 
     if (store->mode == STORE_NONE || store->mode == STORE_HARDLINK) {
         ingest->method = store->mode == STORE_NONE ? STORE_METHOD_NONE : STORE_METHOD_HARDLINK;
+    } else if (st.st_size <= STORE_PACK_OBJECT_MAX) {
+        /* Read again at commit, from the page cache the hasher just filled. */
+        ingest->method = STORE_METHOD_PACK;
+        ingest->src_fd = src_fd;
     } else {
         ingest->tmp_fd = store_tmpfile(store);
         if (ingest->tmp_fd < 0)
@@ -456,6 +473,46 @@ done:
     return error;
 }
 
+/*
+ * Pack: the file is read again (it is small, and in the page cache) and
+ * appended to a pack, if it still holds exactly the bytes that were hashed.
+ */
+static int store_commit_pack(struct store_ingest *ingest, const unsigned char sha256[32],
+                             bool *existed)
+{
+    size_t want = (size_t)ingest->src_size;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned char *buf;
+    size_t got = 0;
+    int error = FR_ERROR;
+
+    *existed = false;
+    if (!(buf = malloc(want + 1)))
+        return FR_ENOMEM;
+    /* One byte more than expected: a file that grew is caught. */
+    while (got < want + 1) {
+        ssize_t n = pread(ingest->src_fd, buf + got, want + 1 - got, (off_t)got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto done;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got != want || !EVP_Digest(buf, got, digest, NULL, EVP_sha256(), NULL) ||
+        memcmp(digest, sha256, 32) != 0) {
+        error = FR_EINVAL;
+        goto done;
+    }
+    error = store_packs_put(ingest->store->packs, sha256, buf, got, existed);
+
+done:
+    free(buf);
+    return error;
+}
+
 /* Hard-link mode: stage a link in tmp/, check its inode, name it. */
 static int store_commit_hardlink(struct store_ingest *ingest, const unsigned char sha256[32],
                                  int src_dirfd, const char *src_name, bool *existed)
@@ -514,6 +571,9 @@ int store_ingest_commit_report(struct store_report *out, struct store_ingest *in
     case STORE_METHOD_HARDLINK:
         error = store_commit_hardlink(ingest, sha256, src_dirfd, src_name, &existed);
         break;
+    case STORE_METHOD_PACK:
+        error = store_commit_pack(ingest, sha256, &existed);
+        break;
     }
     if (!error && out) {
         out->method = ingest->method;
@@ -542,6 +602,9 @@ int store_object_open(struct store *store, const unsigned char sha256[32])
     char rel[STORE_REL_SIZE];
     int fd;
 
+    fd = store_packs_open_object(store->packs, sha256);
+    if (fd != FR_ENOTFOUND)
+        return fd;
     store_object_rel(rel, sha256);
     fd = openat(store->objects_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -574,10 +637,15 @@ int store_sync_objects(struct store *store, const unsigned char (*sha256)[32], s
 {
     bool fanout_synced[256] = { false };
     char rel[STORE_REL_SIZE];
+    int error;
 
+    if ((error = store_packs_sync_objects(store->packs, sha256, count)) != 0)
+        return error;
     for (size_t i = 0; i < count; i++) {
         int fd;
 
+        if (store_packs_contains(store->packs, sha256[i]))
+            continue;
         store_object_rel(rel, sha256[i]);
         fd = openat(store->objects_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)

@@ -5,7 +5,11 @@
  * store keeps each revision's content under DIR/objects/ab/cdef… (the sha-256
  * in hexadecimal, its first two digits as a directory), written once and
  * never changed, so the same bytes are kept once however many files or
- * revisions share them.  DIR/tmp holds files on their way in.
+ * revisions share them.  DIR/tmp holds files on their way in.  In the copy
+ * and reflink modes, a file of at most STORE_PACK_OBJECT_MAX bytes is
+ * appended to a pack in DIR/packs instead (store_pack.h): one inode per
+ * small file would cost more than the file.  store_object_open() finds
+ * either kind.
  *
  * How the bytes get there is the store's mode:
  *   reflink   clone the file (ioctl FICLONE: shared extents, no data copied,
@@ -53,6 +57,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/** Objects of at most this many bytes are packed (copy and reflink modes). */
+#define STORE_PACK_OBJECT_MAX (64 * 1024)
+
 /** How the store keeps revisions (the configuration's choice). */
 enum store_mode {
     STORE_REFLINK,  /* "reflink": clone where possible, else copy */
@@ -67,6 +74,7 @@ enum store_method {
     STORE_METHOD_REFLINK,  /* cloned */
     STORE_METHOD_COPY,     /* copied (mode copy, or the fallback of the others) */
     STORE_METHOD_HARDLINK, /* the published file was linked */
+    STORE_METHOD_PACK,     /* a small file, appended to a pack (store_pack.h) */
 };
 
 /** What store_ingest_commit_report() did. */
@@ -124,10 +132,14 @@ enum store_mode store_get_mode(const struct store *store);
  *            such fallback is logged once per store;
  *   copy:    *read_fd = src_fd, *copy_fd = a new unnamed file in tmp/;
  *   hardlink, none: *read_fd = src_fd, *copy_fd = -1.
+ *   reflink or copy, for a file of at most STORE_PACK_OBJECT_MAX bytes:
+ *            *read_fd = src_fd, *copy_fd = -1; the commit reads the file
+ *            again, checks its bytes against the digest and packs them.
  * Both descriptors are borrowed: *read_fd stays valid while the caller keeps
  * src_fd open and until the ingest is committed or aborted, *copy_fd until
- * then; the caller closes neither.  src_fd is not used after this call
- * returns (hardlink mode records its inode).
+ * then; the caller closes neither.  src_fd must stay open until the ingest
+ * is committed or aborted (a small file is read again then; hardlink mode
+ * records its inode).
  * Returns 0 and hands the ingest to *out (finish it with exactly one of
  * store_ingest_commit*() or store_ingest_abort()); FR_EINVAL when src_fd is
  * not a regular file; FR_ENOMEM; or FR_ERROR with errno kept.
@@ -150,6 +162,8 @@ int store_ingest_begin(struct store_ingest **out, struct store *store, int src_f
  *     into objects/, after checking it is still the inode given to begin().
  *     When a link is impossible (EXDEV, EPERM, EMLINK) the file is copied
  *     instead, and the copy is checked against `sha256`.
+ *   pack (a small file): src_fd is read again; bytes that no longer hash to
+ *     `sha256` (the file changed) fail with FR_EINVAL.
  *   none: nothing.
  * An object already stored under that digest is kept untouched (it holds the
  * same bytes) and the new copy dropped.
@@ -172,16 +186,19 @@ int store_ingest_commit_report(struct store_report *out, struct store_ingest *in
 void store_ingest_abort(struct store_ingest *ingest);
 
 /**
- * Opens the object with that digest read-only (O_RDONLY | O_CLOEXEC); the
- * descriptor is the caller's to close.
+ * Opens the object with that digest for reading, at offset 0: a loose object
+ * read-only (O_RDONLY | O_CLOEXEC), a packed one as a sealed memory file
+ * holding its bytes (checked against the pack's crc32).  The descriptor is
+ * the caller's to close.
  * Returns it (>= 0), FR_ENOTFOUND when the store has no such object, or
  * FR_ERROR with errno kept.
  */
 int store_object_open(struct store *store, const unsigned char sha256[32]);
 
 /**
- * Writes the path of the object with that digest, "DIR/objects/ab/cdef…",
- * into out (len bytes, NUL included), whether or not the object exists.
+ * Writes the path a loose object with that digest has, "DIR/objects/ab/cdef…",
+ * into out (len bytes, NUL included), whether or not it exists (a packed
+ * object has none).
  * Returns 0, or FR_EINVAL when len is too small (out is then "").
  */
 int store_object_path(struct store *store, const unsigned char sha256[32], char *out,
@@ -195,7 +212,8 @@ int store_sync(struct store *store);
 
 /**
  * Makes the `count` objects named by `sha256` durable, and their names:
- * an fsync of each object and of each directory holding one.  Cheaper than
+ * an fsync of each loose object and of each directory holding one, and of
+ * each pack holding one.  Cheaper than
  * store_sync() for a few objects on a file system busy with other writes
  * (a big upload in progress), which a syncfs would wait for too.
  * Returns 0, FR_ENOTFOUND if an object is missing, or FR_ERROR (errno kept).

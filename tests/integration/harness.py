@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import zlib
 
 from xmppclient import Client, load_services_env
 
@@ -206,6 +207,35 @@ def client(env, who):
     up = who.upper()
     return Client(env["XMPP_USER_" + up], env["XMPP_PASS_" + up], env["XMPP_HOST"],
                   env["XMPP_C2S_PORT"]).connect()
+
+
+def store_object(state_dir, sha256_hex):
+    """The bytes the daemon's content store keeps under that sha-256, or
+    None: a file of its own (objects/ab/cdef...) or a packed object, found
+    by reading the packs' indexes as documented in indexer/store_pack.h
+    (64-byte records: digest, offset and length little-endian, crc32 of
+    the bytes, crc32 of the record).  The last intact record wins."""
+    store = os.path.join(state_dir, "store")
+    loose = os.path.join(store, "objects", sha256_hex[:2], sha256_hex[2:])
+    if os.path.exists(loose):
+        with open(loose, "rb") as f:
+            return f.read()
+    want, found = bytes.fromhex(sha256_hex), None
+    packs = os.path.join(store, "packs")
+    for name in sorted(n for n in os.listdir(packs) if n.endswith(".idx")):
+        with open(os.path.join(packs, name), "rb") as f:
+            index = f.read()
+        for at in range(0, len(index) - 63, 64):
+            r = index[at:at + 64]
+            if r[:32] == want and zlib.crc32(r[:60]) == int.from_bytes(r[60:], "little"):
+                found = (name[:-4] + ".data", int.from_bytes(r[32:40], "little"),
+                         int.from_bytes(r[40:44], "little"), int.from_bytes(r[44:48], "little"))
+    if not found:
+        return None
+    with open(os.path.join(packs, found[0]), "rb") as f:
+        f.seek(found[1])
+        data = f.read(found[2])
+    return data if zlib.crc32(data) == found[3] else None
 
 
 def wait_for(what, fn, timeout=60, step=0.05):

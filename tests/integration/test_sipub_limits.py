@@ -85,7 +85,8 @@ def failures(env):
     from the content store (refused at the start), the daemon stopping
     (cancel)."""
     repo = "sf" + uuid.uuid4().hex[:8]
-    body, gone = os.urandom(200000), os.urandom(5000)
+    # Over 64 KiB, gone.bin is a file of its own in the store (not packed).
+    body, gone = os.urandom(200000), os.urandom(70000)
     with tempfile.TemporaryDirectory(prefix="filerepo-sf-") as root:
         for name, data in (("f.bin", body), ("gone.bin", gone)):
             with open(os.path.join(root, name), "wb") as f:

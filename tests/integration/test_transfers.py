@@ -150,7 +150,8 @@ def failures(env):
     stopping mid-stream (cancel)."""
     repo = "xg" + uuid.uuid4().hex[:8]
     body = os.urandom(200000)
-    gone = os.urandom(5000)
+    # Over 64 KiB, gone.bin is a file of its own in the store (not packed).
+    gone = os.urandom(70000)
     with tempfile.TemporaryDirectory(prefix="filerepo-xg-") as root:
         for name, data in (("f.bin", body), ("gone.bin", gone)):
             with open(os.path.join(root, name), "wb") as f:

@@ -244,14 +244,16 @@ static void test_store__existing_object_is_kept(void **state)
 static void test_store__damaged_object_is_replaced(void **state)
 {
     (void)state;
-    unsigned char *data = testfiles_bytes(65536, 16);
+    /* Larger than a packed object: kept as a file of its own. */
+    enum { SIZE = STORE_PACK_OBJECT_MAX + 1 };
+    unsigned char *data = testfiles_bytes(SIZE, 16);
     enum store_mode modes[] = { STORE_COPY, STORE_HARDLINK };
     struct store_report report;
     unsigned char sha256[32];
     char path[PATH_MAX];
     struct store *store;
 
-    publish("whole", data, 65536);
+    publish("whole", data, SIZE);
     for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++) {
         assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
         assert_int_equal(ingest(store, "whole", sha256, &report), 0);
@@ -263,7 +265,7 @@ static void test_store__damaged_object_is_replaced(void **state)
         assert_int_equal(store_open(&store, store_dir, modes[i]), 0);
         assert_int_equal(ingest(store, "whole", sha256, &report), 0);
         assert_false(report.existed);
-        assert_object_holds(store, sha256, data, 65536);
+        assert_object_holds(store, sha256, data, SIZE);
         assert_int_equal(count_in_store("tmp"), 0);
         store_free(store);
         /* Hard-link mode linked the published file itself: start over. */
