@@ -358,6 +358,21 @@ void catalog_int64_text(char *out, size_t len, int64_t v)
     snprintf(out, len, "%" PRId64, v);
 }
 
+char *catalog_int64_array_text(const int64_t *ids, size_t count)
+{
+    char *text = malloc(count * 21 + 3); /* "-9223372036854775808," each */
+    size_t len = 0;
+
+    if (!text)
+        return NULL;
+    text[len++] = '{';
+    for (size_t i = 0; i < count; i++)
+        len += (size_t)sprintf(text + len, "%s%" PRId64, i ? "," : "", ids[i]);
+    text[len++] = '}';
+    text[len] = '\0';
+    return text;
+}
+
 int catalog_sha256_from_hex(const char *hex, unsigned char out[32])
 {
     if (strlen(hex) != 64)

@@ -51,6 +51,12 @@ struct catalog {
 /** Writes v as decimal text into out (len bytes), for a query parameter. */
 void catalog_int64_text(char *out, size_t len, int64_t v);
 
+/**
+ * The `count` ids as one bigint[] parameter, "{1,2,3}" (the caller's to
+ * free); NULL when out of memory.
+ */
+char *catalog_int64_array_text(const int64_t *ids, size_t count);
+
 /* SQL text of timestamp column `col` as XEP-0082 in UTC (2026-01-31T12:00:00Z). */
 #define CATALOG_SQL_XEP0082(col) \
     "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"

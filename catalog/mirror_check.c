@@ -36,30 +36,14 @@ int catalog_mirror_checker_lock(struct catalog *catalog, bool *held)
     return 0;
 }
 
-/* "{1,2,3}" for a bigint[] parameter; NULL when out of memory. */
-static char *mirror_id_array(const int64_t *ids, size_t count)
-{
-    char *text = malloc(count * 24 + 3);
-    size_t len = 0;
-
-    if (!text)
-        return NULL;
-    text[len++] = '{';
-    for (size_t i = 0; i < count; i++)
-        len += (size_t)sprintf(text + len, "%s%" PRId64, i ? "," : "", ids[i]);
-    text[len++] = '}';
-    text[len] = '\0';
-    return text;
-}
-
 int catalog_mirror_due(struct catalog *catalog, int interval_seconds, int limit, bool new_pairs,
                        const struct catalog_mirror_busy *busy,
                        int (*fn)(const struct catalog_mirror_check *check, void *data),
                        void *data, int *rows)
 {
     char interval[16], limit_text[16];
-    char *busy_mirrors = mirror_id_array(busy->mirror_ids, busy->count);
-    char *busy_revisions = mirror_id_array(busy->revision_ids, busy->count);
+    char *busy_mirrors = catalog_int64_array_text(busy->mirror_ids, busy->count);
+    char *busy_revisions = catalog_int64_array_text(busy->revision_ids, busy->count);
     const char *params[] = { interval, limit_text, busy_mirrors, busy_revisions };
     PGresult *res = NULL;
     int rc = 0;

@@ -29,11 +29,10 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
                          int limit, int (*fn)(const struct catalog_outbox_row *row, void *data),
                          void *data, bool *more, int *retry_in_ms)
 {
-    char *skip_text = malloc(skip_count * 24 + 3);
+    char *skip_text = catalog_int64_array_text(skip, skip_count);
     char limit_text[16];
     const char *params[2];
     PGresult *res = NULL;
-    size_t len = 0;
     int rc = 0;
 
     *more = false;
@@ -42,11 +41,6 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
         catalog_set_error(catalog, "out of memory");
         return FR_ENOMEM;
     }
-    skip_text[len++] = '{';
-    for (size_t i = 0; i < skip_count; i++)
-        len += (size_t)sprintf(skip_text + len, "%s%" PRId64, i ? "," : "", skip[i]);
-    skip_text[len++] = '}';
-    skip_text[len] = '\0';
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
     params[0] = skip_text;
     params[1] = limit_text;
@@ -150,60 +144,89 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
     return 0;
 }
 
+/* The ids of the done rows as one bigint[] parameter; NULL when out of memory. */
+static char *outbox_done_ids(const struct catalog_outbox_done *done, size_t count)
+{
+    int64_t *ids = malloc(count * sizeof(*ids));
+    char *text;
+
+    if (!ids)
+        return NULL;
+    for (size_t i = 0; i < count; i++)
+        ids[i] = done[i].id;
+    text = catalog_int64_array_text(ids, count);
+    free(ids);
+    return text;
+}
+
 int catalog_outbox_finish(struct catalog *catalog, const struct catalog_outbox_done *done,
                           size_t count)
 {
-    char id[24], entry[24];
+    char entry[24];
+    bool effects = false;
+    char *ids;
+    PGresult *res;
     int error;
 
     if (count == 0)
         return 0;
-    if ((error = catalog_command(catalog, "BEGIN")) != 0)
+    for (size_t i = 0; i < count && !effects; i++)
+        effects = done[i].entry_id != 0 && done[i].effect != CATALOG_OUTBOX_NONE;
+    if (!(ids = outbox_done_ids(done, count))) {
+        catalog_set_error(catalog, "out of memory");
+        return FR_ENOMEM;
+    }
+    /* Most rows (items published) record nothing else: one statement marks
+     * them all, one round trip per pass of the publisher instead of one per
+     * row, which a busy machine would make it wait for each time. */
+    if (effects && (error = catalog_command(catalog, "BEGIN")) != 0) {
+        free(ids);
         return error;
-    for (size_t i = 0; i < count; i++) {
-        const char *params[] = { id, entry, done[i].node };
-        PGresult *res;
+    }
+    res = catalog_query(catalog,
+                        "UPDATE outbox SET state = 'done', done_at = now(), last_error = NULL"
+                        " WHERE id = ANY ($1::bigint[])",
+                        1, (const char *const[]){ ids }, PGRES_COMMAND_OK);
+    free(ids);
+    if (!res)
+        goto fail;
+    PQclear(res);
+    for (size_t i = 0; i < count && effects; i++) {
+        const char *params[] = { entry, done[i].node };
 
-        catalog_int64_text(id, sizeof(id), done[i].id);
-        catalog_int64_text(entry, sizeof(entry), done[i].entry_id);
-        res = catalog_query(catalog,
-                            "UPDATE outbox SET state = 'done', done_at = now(), last_error = NULL"
-                            " WHERE id = $1",
-                            1, params, PGRES_COMMAND_OK);
-        if (!res)
-            goto fail;
-        PQclear(res);
         if (done[i].entry_id == 0 || done[i].effect == CATALOG_OUTBOX_NONE)
             continue;
+        catalog_int64_text(entry, sizeof(entry), done[i].entry_id);
         if (done[i].effect == CATALOG_OUTBOX_CREATED) {
             /* A node id held by an entry whose node is gone is freed first. */
             res = catalog_query(catalog,
                                 "WITH freed AS (UPDATE entry SET pubsub_node = NULL"
                                 "   WHERE pubsub_node = $2 AND id <> $1::bigint RETURNING id)"
                                 " UPDATE entry SET pubsub_node = $2 WHERE id = $1::bigint",
-                                2, params + 1, PGRES_COMMAND_OK);
+                                2, params, PGRES_COMMAND_OK);
             if (res && done[i].root) {
                 PQclear(res);
                 res = catalog_query(catalog,
                                     "UPDATE repository SET pubsub_node = $2 WHERE id ="
                                     " (SELECT repository_id FROM entry WHERE id = $1::bigint)"
                                     " AND pubsub_node IS DISTINCT FROM $2",
-                                    2, params + 1, PGRES_COMMAND_OK);
+                                    2, params, PGRES_COMMAND_OK);
             }
         } else {
             res = catalog_query(catalog,
                                 "UPDATE entry SET pubsub_node = NULL WHERE id = $1::bigint"
                                 " AND deleted_at IS NOT NULL",
-                                1, params + 1, PGRES_COMMAND_OK);
+                                1, params, PGRES_COMMAND_OK);
         }
         if (!res)
             goto fail;
         PQclear(res);
     }
-    return catalog_command(catalog, "COMMIT");
+    return effects ? catalog_command(catalog, "COMMIT") : 0;
 fail:
     error = catalog_failure_code(catalog, FR_ERROR);
-    catalog_rollback(catalog);
+    if (effects)
+        catalog_rollback(catalog);
     return error;
 }
 
