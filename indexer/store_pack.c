@@ -275,7 +275,8 @@ static int packs_load(struct store_packs *packs)
         }
         numbers[count++] = number;
     }
-    qsort(numbers, count, sizeof(*numbers), packs_compare_numbers);
+    if (count) /* with no pack yet, numbers is NULL */
+        qsort(numbers, count, sizeof(*numbers), packs_compare_numbers);
     for (size_t i = 0; i < count; i++)
         if ((error = packs_load_file(packs, numbers[i])) != 0)
             goto done;
