@@ -94,6 +94,13 @@ static uint32_t packs_crc32(const void *data, size_t len)
     return (uint32_t)crc32(crc32(0L, Z_NULL, 0), data, (uInt)len);
 }
 
+/* The first 16 hex digits of a digest, for log lines. */
+static void packs_digest_prefix(char out[17], const unsigned char sha256[32])
+{
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", sha256[i]);
+}
+
 /* The slot holding sha256, or the empty one where it would go. */
 static struct pack_slot *packs_slot(const struct pack_slot *slots, size_t cap,
                                     const unsigned char sha256[32])
@@ -472,8 +479,7 @@ int store_packs_put(struct store_packs *packs, const unsigned char sha256[32],
     if (error == FR_EINVAL) {
         char hex[17];
 
-        for (int i = 0; i < 8; i++)
-            snprintf(hex + 2 * i, 3, "%02x", sha256[i]);
+        packs_digest_prefix(hex, sha256);
         log_warn("store", "packed object %s… in %s/" PACK_DIR " is damaged; storing it again",
                  hex, packs->dir);
     } else if (error != FR_ENOTFOUND) {
@@ -528,8 +534,7 @@ int store_packs_open_object(struct store_packs *packs, const unsigned char sha25
     if (error == FR_EINVAL) {
         char hex[17];
 
-        for (int i = 0; i < 8; i++)
-            snprintf(hex + 2 * i, 3, "%02x", sha256[i]);
+        packs_digest_prefix(hex, sha256);
         log_warn("store", "packed object %s… in %s/" PACK_DIR " is damaged; not served",
                  hex, packs->dir);
         return FR_ENOTFOUND;

@@ -140,6 +140,22 @@ static inline int ingest(struct store *store, const char *name, unsigned char sh
     return error;
 }
 
+/* One ingest run on a worker (test_store*__parallel_ingests). */
+struct pipeline_job {
+    struct store *store;        /* shared by every job */
+    char name[16];              /* published file */
+    unsigned char sha256[32];   /* its digest */
+    struct store_report report; /* what the commit did */
+    int error;                  /* what the ingest returned */
+};
+
+static inline void pipeline_job_run(void *arg)
+{
+    struct pipeline_job *job = arg;
+
+    job->error = ingest(job->store, job->name, job->sha256, &job->report);
+}
+
 /* The object's bytes must be `data`; returns its stat. */
 static inline struct stat assert_object_holds(struct store *store, const unsigned char sha256[32],
                                        const void *data, size_t len)

@@ -358,21 +358,6 @@ static void test_store__missing_object(void **state)
     store_free(store);
 }
 
-struct pipeline_job {
-    struct store *store;        /* shared by every job */
-    char name[16];              /* published file */
-    unsigned char sha256[32];   /* its digest */
-    struct store_report report; /* what the commit did */
-    int error;                  /* what the ingest returned */
-};
-
-static void pipeline_job_run(void *arg)
-{
-    struct pipeline_job *job = arg;
-
-    job->error = ingest(job->store, job->name, job->sha256, &job->report);
-}
-
 /* Workers ingest the same contents at once: one object each, all complete. */
 static void test_store__parallel_ingests(void **state)
 {

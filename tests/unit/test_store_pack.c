@@ -247,27 +247,12 @@ static void test_store_pack__changed_file_is_refused(void **state)
     store_free(store);
 }
 
-struct pack_job {
-    struct store *store;        /* shared by every job */
-    char name[16];              /* published file */
-    unsigned char sha256[32];   /* its digest */
-    struct store_report report; /* what the commit did */
-    int error;                  /* what the ingest returned */
-};
-
-static void pack_job_run(void *arg)
-{
-    struct pack_job *job = arg;
-
-    job->error = ingest(job->store, job->name, job->sha256, &job->report);
-}
-
 /* Workers pack side by side: every object whole, each content once. */
 static void test_store_pack__parallel_ingests(void **state)
 {
     (void)state;
     enum { FILES = 400, CONTENTS = 300 };
-    struct pack_job *jobs = calloc(FILES, sizeof(*jobs));
+    struct pipeline_job *jobs = calloc(FILES, sizeof(*jobs));
     unsigned char *data = testfiles_bytes(CONTENTS * 11 + 10, 23);
     struct workpool *pool;
     struct store *store;
@@ -280,10 +265,10 @@ static void test_store_pack__parallel_ingests(void **state)
         jobs[i].store = store;
         snprintf(jobs[i].name, sizeof(jobs[i].name), "p%d", i);
         publish(jobs[i].name, data + (i % CONTENTS) * 10, 10 + (size_t)(i % CONTENTS));
-        assert_int_equal(workpool_submit(pool, pack_job_run, &jobs[i]), 0);
+        assert_int_equal(workpool_submit(pool, pipeline_job_run, &jobs[i]), 0);
     }
     while (taken < FILES) {
-        struct pack_job *job;
+        struct pipeline_job *job;
 
         while (!(job = workpool_take_done(pool)))
             usleep(1000);
