@@ -200,17 +200,21 @@ static int packs_load_file(struct store_packs *packs, uint32_t number)
         error = FR_ENOMEM;
         goto done;
     }
-    for (;;) {
-        ssize_t got = read(idx_fd, records, PACK_READ_RECORDS * PACK_RECORD_SIZE);
+    /* Read at record-aligned offsets, so a short read anywhere cannot
+     * shift the records; what remains of less than a record at the end is
+     * a torn last record, skipped. */
+    for (off_t offset = 0;;) {
+        ssize_t got = pread(idx_fd, records, PACK_READ_RECORDS * PACK_RECORD_SIZE, offset);
 
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
             goto done;
-        if (got == 0)
+        if (got < PACK_RECORD_SIZE) {
+            skipped += got > 0;
             break;
-        /* A torn last record (a short read only happens at the end) is skipped. */
-        skipped += (got % PACK_RECORD_SIZE) ? 1 : 0;
+        }
+        offset += got - got % PACK_RECORD_SIZE;
         for (ssize_t at = 0; at + PACK_RECORD_SIZE <= got; at += PACK_RECORD_SIZE) {
             const unsigned char *r = records + at;
             struct pack_slot object;
