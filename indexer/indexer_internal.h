@@ -76,8 +76,8 @@ struct ix_part {
     uint64_t hashed_ms;          /* when its last file came back */
 };
 
-/* Up to this many new objects a part syncs them one by one, not the whole
- * file system. */
+/* Up to this many new loose objects a part syncs them one by one, not the
+ * whole file system (packed ones cost an fsync of their pack). */
 #define IX_SYNC_EACH_MAX 64
 
 /* Hash jobs handed to the pool at once, per worker: a job is one file, and

@@ -174,9 +174,10 @@ static int ix_collect_below(const char *path, const unsigned char sha256[32], ui
 }
 
 /*
- * Makes the part's new objects durable: one by one when they are few (a
- * syncfs would also wait for everything else being written to the file
- * system, a big upload in progress say), else the whole file system at once.
+ * Makes the part's new objects durable: the packs holding the small ones,
+ * and the loose ones one by one when they are few (a syncfs would also
+ * wait for everything else being written to the file system, a big upload
+ * in progress say), else the whole file system at once.
  */
 static int ix_store_sync(struct ix_batch *batch)
 {
@@ -188,15 +189,14 @@ static int ix_store_sync(struct ix_batch *batch)
 
     if (store_get_mode(store) == STORE_NONE)
         return 0;
-    if (part->files_count > IX_SYNC_EACH_MAX)
-        return store_sync(store);
     objects = calloc(part->files_count + 1, sizeof(*objects));
     if (!objects)
         return FR_ENOMEM;
     for (size_t i = 0; i < part->files_count; i++)
         if (!part->files[i].error)
             memcpy(objects[count++], part->files[i].hash.sha256, 32);
-    error = store_sync_objects(store, (const unsigned char (*)[32])objects, count);
+    error = store_sync_objects(store, (const unsigned char (*)[32])objects, count,
+                               IX_SYNC_EACH_MAX);
     free(objects);
     return error;
 }

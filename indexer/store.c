@@ -633,12 +633,19 @@ int store_sync(struct store *store)
     return syncfs(store->objects_fd) == 0 ? 0 : FR_ERROR;
 }
 
-int store_sync_objects(struct store *store, const unsigned char (*sha256)[32], size_t count)
+int store_sync_objects(struct store *store, const unsigned char (*sha256)[32], size_t count,
+                       size_t loose_max)
 {
     bool fanout_synced[256] = { false };
     char rel[STORE_REL_SIZE];
+    size_t loose = 0;
     int error;
 
+    for (size_t i = 0; i < count && loose <= loose_max; i++)
+        if (!store_packs_contains(store->packs, sha256[i]))
+            loose++;
+    if (loose > loose_max)
+        return store_sync(store); /* the packs too */
     if ((error = store_packs_sync_objects(store->packs, sha256, count)) != 0)
         return error;
     for (size_t i = 0; i < count; i++) {

@@ -212,12 +212,15 @@ int store_sync(struct store *store);
 
 /**
  * Makes the `count` objects named by `sha256` durable, and their names:
- * an fsync of each loose object and of each directory holding one, and of
- * each pack holding one.  Cheaper than
- * store_sync() for a few objects on a file system busy with other writes
- * (a big upload in progress), which a syncfs would wait for too.
+ * an fsync of each pack holding one, and of each loose object and each
+ * directory holding one -- or, when more than `loose_max` of them are
+ * loose, one store_sync() instead.  Cheaper than store_sync() on a file
+ * system busy with other writes (a big upload in progress), which a
+ * syncfs waits for too: thousands of small files packed cost an fsync of
+ * one or two packs.
  * Returns 0, FR_ENOTFOUND if an object is missing, or FR_ERROR (errno kept).
  */
-int store_sync_objects(struct store *store, const unsigned char (*sha256)[32], size_t count);
+int store_sync_objects(struct store *store, const unsigned char (*sha256)[32], size_t count,
+                       size_t loose_max);
 
 #endif

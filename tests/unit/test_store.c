@@ -274,11 +274,13 @@ static void test_store__damaged_object_is_replaced(void **state)
     free(data);
 }
 
-/* A few objects are made durable one by one; a missing one is said so. */
+/* A few objects are made durable one by one (packed ones by their pack);
+ * a missing one is said so. */
 static void test_store__sync_objects(void **state)
 {
     (void)state;
     unsigned char sha256[3][32];
+    const unsigned char (*objects)[32] = (const unsigned char (*)[32])sha256;
     struct store_report report;
     struct store *store;
 
@@ -287,11 +289,12 @@ static void test_store__sync_objects(void **state)
     assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
     assert_int_equal(ingest(store, "s1", sha256[0], &report), 0);
     assert_int_equal(ingest(store, "s2", sha256[1], &report), 0);
-    assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 2), 0);
-    assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 0), 0);
+    assert_int_equal(store_sync_objects(store, objects, 2, SIZE_MAX), 0);
+    assert_int_equal(store_sync_objects(store, objects, 0, SIZE_MAX), 0);
+    /* Both are packed: no loose object to count against the limit. */
+    assert_int_equal(store_sync_objects(store, objects, 2, 0), 0);
     memset(sha256[2], 0xab, 32);
-    assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 3),
-                     FR_ENOTFOUND);
+    assert_int_equal(store_sync_objects(store, objects, 3, SIZE_MAX), FR_ENOTFOUND);
     store_free(store);
 }
 

@@ -92,7 +92,8 @@ static void test_store_pack__small_files_are_packed(void **state)
         assert_int_equal(count_packs("idx"), 1);
         assert_int_equal(pack_file_size(1, "data"), 1000 + STORE_PACK_OBJECT_MAX);
         assert_int_equal(pack_file_size(1, "idx"), 3 * 64);
-        assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 3), 0);
+        assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 3,
+                                            SIZE_MAX), 0);
         store_free(store);
         clean(NULL);
     }
