@@ -260,8 +260,34 @@ static void test_catalog__constraints_refuse_bad_rows(void **state)
                                       " VALUES (1, 'releases', 'explode')"), "23514");
     assert_string_equal(exec_fails(f, "INSERT INTO acl (repository_id, jid, role)"
                                       " VALUES (1, 'a@b', 'king')"), "23514");
-    assert_string_equal(exec_fails(f, "UPDATE entry SET current_revision_id = 999 WHERE id = 2"),
-                        "23503");
+    assert_string_equal(exec_fails(f, "INSERT INTO mirror_copy (mirror_id, revision_id)"
+                                      " VALUES (1, 999)"), "23503");
+}
+
+/* A repository removed by hand takes its tree and its history along. */
+static void test_catalog__repository_delete_takes_its_tree(void **state)
+{
+    struct fixture *f = *state;
+
+    migrate_ok(f, (int)catalog_schema_version_known());
+    exec_ok(f, "INSERT INTO repository (name, path) VALUES ('releases', '/srv/releases'),"
+               " ('other', '/srv/other');"
+               "INSERT INTO entry (repository_id, parent_id, name, path, kind)"
+               " VALUES (1, NULL, '', '', 'directory'), (2, NULL, '', '', 'directory');"
+               "INSERT INTO entry (repository_id, parent_id, name, path, kind)"
+               " VALUES (1, 1, 'a.tar.xz', 'a.tar.xz', 'file'),"
+               " (2, 2, 'b.tar.xz', 'b.tar.xz', 'file');"
+               "INSERT INTO revision (entry_id, number, commit_id, size, mtime, sha256)"
+               " VALUES (3, 1, repeat('a', 40), 10, now(), sha256('x')),"
+               " (4, 1, repeat('b', 40), 10, now(), sha256('y'));"
+               "UPDATE entry SET current_revision_id = id - 2 WHERE kind = 'file';"
+               "INSERT INTO mirror (repository_id, url, type) VALUES (1, 'http://m/', 'http');"
+               "INSERT INTO mirror_copy (mirror_id, revision_id) VALUES (1, 1);"
+               "DELETE FROM repository WHERE name = 'releases'");
+    assert_string_equal(value(f, "SELECT string_agg(path || '@' || repository_id, ',' ORDER BY id)"
+                                  " FROM entry"), "@2,b.tar.xz@2");
+    assert_string_equal(value(f, "SELECT string_agg(entry_id::text, ',') FROM revision"), "4");
+    assert_string_equal(value(f, "SELECT count(*) FROM mirror_copy"), "0");
 }
 
 /* The plan of a query, one line. */
@@ -369,6 +395,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog__migrate_twice_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_catalog__newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog__repository_delete_takes_its_tree, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_catalog__foreign_schema_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_catalog__failed_migration_leaves_nothing, setup,

@@ -40,10 +40,26 @@ static int setup(void **state)
     return 0;
 }
 
+/* What foreign keys checked until schema 008, checked after every test:
+ * each entry's repository and parent (an entry of the same repository),
+ * each revision's entry, each file's current revision (one of its own). */
+static const char references_broken[] =
+    "SELECT 'entry ' || e.id FROM entry e"
+    " WHERE NOT EXISTS (SELECT 1 FROM repository r WHERE r.id = e.repository_id)"
+    "    OR (e.parent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM entry p"
+    "        WHERE p.id = e.parent_id AND p.repository_id = e.repository_id))"
+    "    OR (e.current_revision_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM revision v"
+    "        WHERE v.id = e.current_revision_id AND v.entry_id = e.id))"
+    " UNION ALL SELECT 'revision ' || v.id FROM revision v"
+    " WHERE NOT EXISTS (SELECT 1 FROM entry e WHERE e.id = v.entry_id)";
+
+static const char *rows(struct fixture *f, const char *sql);
+
 static int teardown(void **state)
 {
     struct fixture *f = *state;
 
+    assert_string_equal(rows(f, references_broken), "");
     testenv_db_close(&f->db);
     free(f);
     return 0;
