@@ -301,17 +301,24 @@ static const char catalog_batch_revisions[] =
     "   decode(sha1, 'hex'), decode(md5, 'hex'), decode(sha512, 'hex'), crc32"
     " FROM fr_files WHERE new_content";
 
-/* Leaves first, then items: a node exists before anything is published in it. */
-static const char catalog_batch_leaf_outbox[] =
-    "INSERT INTO outbox (repository_id, node, action, entry_id, payload)"
-    " SELECT $1, $2 || '/' || path, 'create_leaf', entry_id, jsonb_build_object('path', path)"
-    " FROM fr_files WHERE new_leaf ORDER BY path";
-
-static const char catalog_batch_item_outbox[] =
-    "INSERT INTO outbox (repository_id, node, action, entry_id, revision_id, payload)"
-    " SELECT $1, $2 || '/' || path, 'publish_item', entry_id, revision_id,"
-    "   jsonb_build_object('path', path, 'revision', number)"
-    " FROM fr_files WHERE new_content ORDER BY path";
+/*
+ * One outbox row per file with a new revision: a new leaf is created and
+ * gets its first item in one row (create_leaf carrying the revision; the
+ * publisher creates the node, sets its affiliations, then publishes), a
+ * known leaf's new revision is published on its node (publish_item).  A
+ * row fewer per new file than a create and a publish apart, and the node
+ * still exists before anything is published in it.  Counted back as new
+ * leaves and new revisions.
+ */
+static const char catalog_batch_outbox[] =
+    "WITH queued AS ("
+    "  INSERT INTO outbox (repository_id, node, action, entry_id, revision_id, payload)"
+    "  SELECT $1, $2 || '/' || path,"
+    "    CASE WHEN new_leaf THEN 'create_leaf' ELSE 'publish_item' END, entry_id, revision_id,"
+    "    jsonb_build_object('path', path, 'revision', number)"
+    "  FROM fr_files WHERE new_content ORDER BY path"
+    "  RETURNING action)"
+    " SELECT count(*) FILTER (WHERE action = 'create_leaf'), count(*) FROM queued";
 
 int catalog_batch_begin(struct catalog *catalog, int64_t repo_id, const char *repo_name,
                         const struct catalog_change *changes, size_t count,
@@ -374,12 +381,14 @@ int catalog_batch_begin(struct catalog *catalog, int64_t repo_id, const char *re
     /* The revisions themselves wait for the commit id (catalog_batch_finish);
      * their ids are taken already, so everything else can be written. */
     if ((error = catalog_batch_step(catalog, catalog_batch_file_plan, 1, params, NULL)) != 0 ||
-        (error = catalog_batch_step(catalog, catalog_batch_files, 1, params, NULL)) != 0 ||
-        (error = catalog_batch_step(catalog, catalog_batch_leaf_outbox, 2, params,
-                                    &r.entries)) != 0 ||
-        (error = catalog_batch_step(catalog, catalog_batch_item_outbox, 2, params,
-                                    &r.revisions)) != 0)
+        (error = catalog_batch_step(catalog, catalog_batch_files, 1, params, NULL)) != 0)
         goto fail;
+    res = catalog_query(catalog, catalog_batch_outbox, 2, params, PGRES_TUPLES_OK);
+    if (!res)
+        goto fail_code;
+    r.entries += atoi(PQgetvalue(res, 0, 0));
+    r.revisions += atoi(PQgetvalue(res, 0, 1));
+    PQclear(res);
     *out = r;
     return 0;
 

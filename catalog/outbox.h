@@ -31,7 +31,8 @@ struct catalog_outbox_row {
     const char *name;          /* entry name, "" for the root */
     bool is_dir;               /* the entry is a directory (or the row is the root's) */
     int64_t entry_id;          /* 0 when none */
-    /* publish_item, publish_feed, retract_item: */
+    /* publish_item, publish_feed, retract_item, and a create_leaf that also
+     * publishes the new file's first revision: */
     int64_t revision_id;       /* 0 when none */
     int revision;              /* revision number (0 when unknown) */
     bool withdrawn;            /* the revision was withdrawn */

@@ -436,6 +436,55 @@ static char *publisher_strdup(const char *s, bool *failed)
     return copy;
 }
 
+/* The revision payload of a row that announces one, in op->entry.
+ * Returns 0 when it is there to publish, 1 when there is nothing to
+ * announce (a withdrawn revision: the row's op is done; a revision gone
+ * from the catalog: parked), or FR_ENOMEM.  A create_leaf row's leaf is
+ * created either way: only its publish is left out. */
+static int publisher_op_entry(struct publisher *p, struct publisher_op *op,
+                              const struct catalog_outbox_row *row)
+{
+    xmpp_ctx_t *ctx = xmpp_conn_get_context(p->conn);
+    bool create = strcmp(op->action, "create_leaf") == 0;
+    char sipub_id[32];
+    const struct pubsub_revision rev = {
+        .name = row->name, .size = row->size, .modified = row->modified,
+        .mime = row->mime ? row->mime : "application/octet-stream",
+        .description = row->description,
+        .sha256_hex = row->sha256_hex, .sha1_hex = row->sha1_hex, .md5_hex = row->md5_hex,
+        .sha512_hex = row->sha512_hex, .crc32_hex = row->crc32_hex,
+        .sha256_b64 = row->sha256_b64, .sha1_b64 = row->sha1_b64,
+        .sha512_b64 = row->sha512_b64,
+        .sipub_from = p->config->xmpp_component, .sipub_id = sipub_id,
+    };
+    struct publisher_mirrors mirrors;
+    struct pubsub_revision with_mirrors = rev;
+
+    if (row->revision_id == 0 || !row->modified) {
+        if (create)
+            log_warn("publish", "id=%" PRId64 " %s: revision %" PRId64 " is no longer in the"
+                     " catalog; creating the node only", op->id, op->node, row->revision_id);
+        else
+            publisher_op_park(p, op, "the revision is no longer in the catalog");
+        return 1;
+    }
+    if (row->withdrawn) {
+        /* Withdrawn before it went out: nothing to announce. */
+        if (!create)
+            publisher_op_done(p, op);
+        return 1;
+    }
+    snprintf(sipub_id, sizeof(sipub_id), "rev-%" PRId64, row->revision_id);
+    /* Only copies the checker verified, on mirrors in good health. */
+    if (publisher_mirrors_parse(&mirrors, row->mirrors, row->path) != 0)
+        return FR_ENOMEM;
+    with_mirrors.mirrors = mirrors.items;
+    with_mirrors.mirrors_count = mirrors.count;
+    op->entry = pubsub_revision_entry(ctx, &with_mirrors);
+    publisher_mirrors_clear(&mirrors);
+    return op->entry ? 0 : FR_ENOMEM;
+}
+
 /* Builds the op of one row and plans its steps.  A row that cannot be
  * published as it stands (a node id too long, a revision gone) is parked
  * on the spot; one that needs no IQ (a withdrawn revision) is done. */
@@ -493,6 +542,17 @@ int publisher_op_from_row(const struct catalog_outbox_row *row, void *data)
             if (acl)
                 publisher_op_plan(op, STEP_AFFILIATIONS_GET, true);
         }
+        if (!op->collection && row->revision_id != 0) {
+            /* A new file's leaf, with its first revision to announce. */
+            int ready = publisher_op_entry(p, op, row);
+
+            if (ready < 0)
+                return ready;
+            if (ready == 0) {
+                publisher_op_plan(op, STEP_PUBLISH, false);
+                publisher_op_plan(op, STEP_PUBLISH, true);
+            }
+        }
     } else if (strcmp(action, "configure_node") == 0 ||
                strcmp(action, "set_affiliations") == 0) {
         enum publisher_step_kind kind = action[0] == 'c' ? STEP_CONFIGURE : STEP_AFFILIATIONS_GET;
@@ -511,44 +571,15 @@ int publisher_op_from_row(const struct catalog_outbox_row *row, void *data)
         if (op->root)
             publisher_op_plan(op, kind, true);
     } else if (strcmp(action, "publish_item") == 0 || strcmp(action, "publish_feed") == 0) {
-        xmpp_ctx_t *ctx = xmpp_conn_get_context(p->conn);
-        char sipub_id[32];
-        const struct pubsub_revision rev = {
-            .name = row->name, .size = row->size, .modified = row->modified,
-            .mime = row->mime ? row->mime : "application/octet-stream",
-            .description = row->description,
-            .sha256_hex = row->sha256_hex, .sha1_hex = row->sha1_hex, .md5_hex = row->md5_hex,
-            .sha512_hex = row->sha512_hex, .crc32_hex = row->crc32_hex,
-            .sha256_b64 = row->sha256_b64, .sha1_b64 = row->sha1_b64,
-            .sha512_b64 = row->sha512_b64,
-            .sipub_from = p->config->xmpp_component, .sipub_id = sipub_id,
-        };
+        int ready = publisher_op_entry(p, op, row);
 
-        if (row->revision_id == 0 || !row->modified) {
-            publisher_op_park(p, op, "the revision is no longer in the catalog");
-            return 0;
+        if (ready < 0)
+            return ready;
+        if (ready == 0) {
+            if (action[8] == 'i')
+                publisher_op_plan(op, STEP_PUBLISH, false);
+            publisher_op_plan(op, STEP_PUBLISH, true);
         }
-        if (row->withdrawn) {
-            /* Withdrawn before it went out: nothing to announce. */
-            publisher_op_done(p, op);
-            return 0;
-        }
-        struct publisher_mirrors mirrors;
-        struct pubsub_revision with_mirrors = rev;
-
-        snprintf(sipub_id, sizeof(sipub_id), "rev-%" PRId64, row->revision_id);
-        /* Only copies the checker verified, on mirrors in good health. */
-        if (publisher_mirrors_parse(&mirrors, row->mirrors, row->path) != 0)
-            return FR_ENOMEM;
-        with_mirrors.mirrors = mirrors.items;
-        with_mirrors.mirrors_count = mirrors.count;
-        op->entry = pubsub_revision_entry(ctx, &with_mirrors);
-        publisher_mirrors_clear(&mirrors);
-        if (!op->entry)
-            return FR_ENOMEM;
-        if (action[8] == 'i')
-            publisher_op_plan(op, STEP_PUBLISH, false);
-        publisher_op_plan(op, STEP_PUBLISH, true);
     } else if (strcmp(action, "retract_item") == 0) {
         if (row->revision == 0) {
             publisher_op_park(p, op, "no revision number to retract");

@@ -84,13 +84,16 @@ static const char *rows(struct fixture *f, const char *sql)
     return buf;
 }
 
-/* The outbox rows added after id `after`, as "action node" lines. */
+/* The outbox rows added after id `after`, as "action node" lines, with the
+ * number of the revision a row publishes after them. */
 static const char *outbox_since(struct fixture *f, int after)
 {
     char sql[256];
 
     snprintf(sql, sizeof(sql),
-             "SELECT action, node FROM outbox WHERE id > %d ORDER BY id", after);
+             "SELECT concat_ws(' ', action, node, (SELECT number FROM revision v"
+             "                                     WHERE v.id = o.revision_id))"
+             " FROM outbox o WHERE id > %d ORDER BY id", after);
     return rows(f, sql);
 }
 
@@ -199,17 +202,15 @@ static void test_index__first_batch(void **state)
     assert_int_equal(r.entries, 7);   /* 4 directories + 3 files */
     assert_int_equal(r.deleted, 0);
 
-    /* Parents before children: collections by depth, then leaves, then items. */
+    /* Parents before children: collections by depth, then the leaves, each
+     * row a new leaf and its first item. */
     assert_string_equal(outbox_since(f, mark),
                         "create_collection releases/empty-dir|create_collection releases/old|"
                         "create_collection releases/old/very|"
                         "create_collection releases/old/very/deep|"
-                        "create_leaf releases/old/proj-0.9.tar.xz|"
-                        "create_leaf releases/old/very/deep/x.txt|"
-                        "create_leaf releases/proj-1.0.tar.xz|"
-                        "publish_item releases/old/proj-0.9.tar.xz|"
-                        "publish_item releases/old/very/deep/x.txt|"
-                        "publish_item releases/proj-1.0.tar.xz");
+                        "create_leaf releases/old/proj-0.9.tar.xz 1|"
+                        "create_leaf releases/old/very/deep/x.txt 1|"
+                        "create_leaf releases/proj-1.0.tar.xz 1");
     assert_int_equal(notifications(f), 1);
 
     assert_string_equal(rows(f,
@@ -275,7 +276,7 @@ static void test_index__changes_and_touches(void **state)
     apply(f, COMMIT2, two, 1, &r);
     assert_int_equal(r.revisions, 1);
     assert_int_equal(r.entries, 0);
-    assert_string_equal(outbox_since(f, mark), "publish_item releases/latest.txt");
+    assert_string_equal(outbox_since(f, mark), "publish_item releases/latest.txt 2");
     assert_string_equal(rows(f, "SELECT number, commit_id = '" COMMIT2 "' FROM revision"
                                 " ORDER BY number"), "1 f|2 t");
 
@@ -323,7 +324,7 @@ static void test_index__deletions_keep_history(void **state)
     assert_int_equal(r.revisions, 1);
     assert_string_equal(outbox_since(f, mark),
                         "create_collection releases/a|create_collection releases/a/b|"
-                        "create_leaf releases/a/b/c.txt|publish_item releases/a/b/c.txt");
+                        "create_leaf releases/a/b/c.txt 2");
     assert_string_equal(rows(f, "SELECT r.number FROM entry e JOIN revision r"
                                 " ON r.id = e.current_revision_id WHERE e.path = 'a/b/c.txt'"),
                         "2");
@@ -347,8 +348,7 @@ static void test_index__file_becomes_directory(void **state)
     apply(f, COMMIT2, swap, 2, NULL);
     assert_string_equal(outbox_since(f, mark),
                         "delete_node releases/docs|create_collection releases/docs|"
-                        "create_leaf releases/docs/index.html|"
-                        "publish_item releases/docs/index.html");
+                        "create_leaf releases/docs/index.html 1");
     assert_string_equal(rows(f, "SELECT path, kind, current_revision_id IS NULL FROM entry"
                                 " WHERE path LIKE 'docs%' ORDER BY path"),
                         "docs directory t|docs/index.html file f");

@@ -370,7 +370,7 @@ def webdav(env, mroot):
             rc, out, _ = cli(daemon, "metalink", f"{repo}/taken.txt")
             check("<url" not in out, f"no URL for the different file: {out}")
             wait_for("the item published again, with the mirror", lambda: int(sql(
-                "SELECT count(*) FROM outbox WHERE action = 'publish_item' AND state = 'done'"
+                "SELECT count(*) FROM outbox WHERE revision_id IS NOT NULL AND state = 'done'"
                 " AND payload->>'path' = 'dir/new.bin'")[0]) >= 2)
             check(daemon.log().count("stored " + dav_url + "dir/new.bin") == 1, "pushed once")
             check(daemon.stop() == 0, "clean stop")
@@ -405,7 +405,7 @@ def hanging_mirror(env):
                     "SELECT 1 FROM mirror_copy WHERE state = 'pending'"))
                 write(os.path.join(root, "second.txt"), b"second\n")
                 wait_for("second.txt published", lambda: sql(
-                    "SELECT 1 FROM outbox WHERE action = 'publish_item' AND state = 'done'"
+                    "SELECT 1 FROM outbox WHERE revision_id IS NOT NULL AND state = 'done'"
                     " AND payload->>'path' = 'second.txt'"))
                 alice = client(env, "alice")
                 check([i.get("id") for i in items_of(alice, service, f"{repo}/second.txt")]

@@ -124,11 +124,11 @@ def wrong_service(env):
             sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
             daemon.wait_log(r"catalog: connected")
             wait_for("the rows parked", lambda: sql(
-                "SELECT 1 FROM outbox WHERE state = 'parked' AND action = 'publish_item'"))
+                "SELECT 1 FROM outbox WHERE state = 'parked' AND action = 'create_leaf'"))
             rc, out, _ = cli(daemon, "status", "--json")
             status = json.loads(out)
             check(rc == 0 and [p["node"] for p in status["parked"]]
-                  == [repo, f"{repo}/x.txt", f"{repo}/x.txt"]
+                  == [repo, f"{repo}/x.txt"]
                   and all("files-nobody" in p["error"] for p in status["parked"])
                   and status["retrying"] == [], f"status with a missing service: {status}")
             check(daemon.stop() == 0, "clean stop")
@@ -149,6 +149,51 @@ def wrong_service(env):
     print("ok   a missing pubsub service: rows parked and shown; republish recovers")
 
 
+def withdrawn_before_published(env):
+    """A new file's revision withdrawn while the daemon is away from XMPP:
+    its leaf is created all the same, with no item; the other new file
+    gets its node and item 1; nothing is parked."""
+    repo = "wb" + uuid.uuid4().hex[:8]
+    service = env["XMPP_PUBSUB_JID"]
+    with tempfile.TemporaryDirectory(prefix="filerepo-wb-") as root:
+        for name in ("gone.txt", "kept.txt"):
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(name.encode() + b" before publishing\n")
+        extra = {"repositories": [{"name": repo, "path": root}],
+                 "indexer": {"settle_ms": 0, "content_store": "none"}}
+        # Port 1: nothing listens there, so the rows wait.
+        with Daemon(env, extra=extra, pubsub=service, port=1) as daemon:
+            sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
+            daemon.wait_log(r"catalog: connected")
+            wait_for("both files indexed", lambda: sql(
+                "SELECT count(*) FROM outbox WHERE action = 'create_leaf' AND state = 'pending'"
+                " AND revision_id IS NOT NULL") == ["2"])
+            rc, out, err = cli(daemon, "revision", "withdraw", f"{repo}/gone.txt", "1")
+            check(rc == 0, f"revision withdraw: {rc} {out} {err}")
+            check(daemon.stop() == 0, "clean stop")
+            with open(daemon.config) as f:
+                text = f.read()
+            with open(daemon.config, "w") as f:
+                f.write(text.replace('"port": 1,', f'"port": {env["XMPP_COMPONENT_PORT"]},'))
+            daemon.start()
+            wait_for("everything published", lambda: not sql(
+                "SELECT 1 FROM outbox WHERE state <> 'done'"), timeout=60)
+            alice = client(env, "alice")
+            items, error = items_of(alice, service, f"{repo}/gone.txt")
+            check(error is None and items == [], f"gone.txt: a node, no item ({error})")
+            items, error = items_of(alice, service, f"{repo}/kept.txt")
+            check(error is None and [i.get("id") for i in items] == ["1"],
+                  f"kept.txt: item 1 ({error})")
+            # Never announced: the change feed has kept.txt only.
+            items, error = items_of(alice, service, f"{repo}#changes")
+            paths = [c.get("path") for i in items or []
+                     for c in i.findall(f"{{{CHANGE_NS}}}change")]
+            check(error is None and paths == ["kept.txt"], f"feed: {paths} ({error})")
+            alice.close()
+            check(daemon.stop() == 0, "clean stop")
+    print("ok   a new file's revision withdrawn before publishing: its node, and no item")
+
+
 def no_feed(env):
     """xmpp.change_feed off: the file's node gets its item, no feed node."""
     repo = "nf" + uuid.uuid4().hex[:8]
@@ -162,7 +207,7 @@ def no_feed(env):
             sql = lambda q: psql(env, daemon.db, q)  # noqa: E731
             daemon.wait_log(r"catalog: connected")
             wait_for("published", lambda: sql("SELECT 1 FROM outbox WHERE state = 'done'"
-                                              " AND action = 'publish_item'"))
+                                              " AND revision_id IS NOT NULL"))
             check(not sql("SELECT 1 FROM outbox WHERE state <> 'done'"), "all done")
             alice = client(env, "alice")
             items, _ = items_of(alice, service, f"{repo}/y.txt")
@@ -392,6 +437,7 @@ def main():
                 c.close()
             check(daemon.stop() == 0, "clean stop")
     wrong_service(env)
+    withdrawn_before_published(env)
     no_feed(env)
     print("ok")
 

@@ -188,7 +188,7 @@ def main():
                     # Wait until publishing is under way, then pull the plug.
                     wait_for("publishing under way", lambda: int(sql(
                         "SELECT count(*) FROM outbox WHERE state = 'done'"
-                        " AND action = 'publish_item'")[0]) > 100 * n, step=0.01)
+                        " AND revision_id IS NOT NULL")[0]) > 100 * n, step=0.01)
                     restart_xmpp()
                     sub.reconnect()
             total = verify(env, daemon, sub, repo, service, 500)
@@ -200,7 +200,7 @@ def main():
             write_files(root, more, "two")
             wait_for("some of them published", lambda: sql(
                 "SELECT 1 FROM outbox WHERE state = 'done' AND node LIKE '%/k/%'"
-                " AND action = 'publish_item'"), timeout=120, step=0.01)
+                " AND revision_id IS NOT NULL"), timeout=120, step=0.01)
             daemon.stop(signal.SIGKILL)
             pending = sql("SELECT count(*) FROM outbox WHERE state = 'pending'")[0]
             print(f"killed with {pending} outbox rows pending")
