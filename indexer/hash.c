@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,20 +30,100 @@ struct hash_algo_info {
     const char *name;             /* XEP-0300 name */
     size_t size;                  /* digest length in bytes */
     const EVP_MD *(*md)(void);    /* libcrypto digest; NULL for crc32 */
+    const char *fetch_name;       /* its name for EVP_MD_fetch() */
     size_t offset;                /* where the digest goes in struct hash_result */
 };
 
 #define HASH_FIELD(f) offsetof(struct hash_result, f)
 
 static const struct hash_algo_info hash_algos[] = {
-    { HASH_SHA256, "sha-256", 32, EVP_sha256, HASH_FIELD(sha256) },
-    { HASH_SHA1, "sha-1", 20, EVP_sha1, HASH_FIELD(sha1) },
-    { HASH_MD5, "md5", 16, EVP_md5, HASH_FIELD(md5) },
-    { HASH_SHA512, "sha-512", 64, EVP_sha512, HASH_FIELD(sha512) },
-    { HASH_CRC32, "crc32", 4, NULL, 0 },
+    { HASH_SHA256, "sha-256", 32, EVP_sha256, "SHA2-256", HASH_FIELD(sha256) },
+    { HASH_SHA1, "sha-1", 20, EVP_sha1, "SHA1", HASH_FIELD(sha1) },
+    { HASH_MD5, "md5", 16, EVP_md5, "MD5", HASH_FIELD(md5) },
+    { HASH_SHA512, "sha-512", 64, EVP_sha512, "SHA2-512", HASH_FIELD(sha512) },
+    { HASH_CRC32, "crc32", 4, NULL, NULL, 0 },
 };
 
 #define HASH_ALGO_COUNT (sizeof(hash_algos) / sizeof(*hash_algos))
+
+/*
+ * The digests fetched from libcrypto's default provider once per process:
+ * EVP_sha256() and the like name a digest that libcrypto looks up again in
+ * its provider store (under a lock) at every EVP_DigestInit_ex(), which
+ * for a small file costs more than hashing it.  Kept until exit.
+ */
+static const EVP_MD *hash_fetched[HASH_ALGO_COUNT];
+static pthread_once_t hash_fetch_once = PTHREAD_ONCE_INIT;
+
+static void hash_fetch(void)
+{
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+        if (!hash_algos[i].fetch_name)
+            continue;
+        hash_fetched[i] = EVP_MD_fetch(NULL, hash_algos[i].fetch_name, NULL);
+        if (!hash_fetched[i]) /* refused (md5 under FIPS): Init says so */
+            hash_fetched[i] = hash_algos[i].md();
+    }
+}
+
+/* The digests of `algos` started in ctx[]: 0, FR_ENOMEM, or FR_ERROR with
+ * errno EPROTO when libcrypto refuses one. */
+static int hash_start(EVP_MD_CTX *ctx[HASH_ALGO_COUNT], unsigned algos)
+{
+    pthread_once(&hash_fetch_once, hash_fetch);
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+        if (!(algos & hash_algos[i].algo) || !hash_algos[i].md)
+            continue;
+        ctx[i] = EVP_MD_CTX_new();
+        if (!ctx[i]) {
+            errno = ENOMEM;
+            return FR_ENOMEM;
+        }
+        if (!EVP_DigestInit_ex(ctx[i], hash_fetched[i], NULL)) {
+            errno = EPROTO;
+            return FR_ERROR;
+        }
+    }
+    return 0;
+}
+
+/* Hands len bytes to every digest started, and to crc32. */
+static int hash_update(EVP_MD_CTX *ctx[HASH_ALGO_COUNT], unsigned algos, uLong *crc,
+                       const unsigned char *buf, size_t len)
+{
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+        if (ctx[i] && !EVP_DigestUpdate(ctx[i], buf, len)) {
+            errno = EPROTO;
+            return FR_ERROR;
+        }
+    }
+    if (algos & HASH_CRC32)
+        *crc = crc32(*crc, buf, (uInt)len);
+    return 0;
+}
+
+/* Writes every digest into *out. */
+static int hash_finish(EVP_MD_CTX *ctx[HASH_ALGO_COUNT], unsigned algos, uLong crc,
+                       uint64_t size, struct hash_result *out)
+{
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
+        if (ctx[i] && !EVP_DigestFinal_ex(ctx[i], (unsigned char *)out + hash_algos[i].offset,
+                                          NULL)) {
+            errno = EPROTO;
+            return FR_ERROR;
+        }
+    }
+    out->crc32 = (algos & HASH_CRC32) ? (uint32_t)crc : 0;
+    out->algos = algos;
+    out->size = size;
+    return 0;
+}
+
+static void hash_ctx_free(EVP_MD_CTX *ctx[HASH_ALGO_COUNT])
+{
+    for (size_t i = 0; i < HASH_ALGO_COUNT; i++)
+        EVP_MD_CTX_free(ctx[i]);
+}
 
 static const struct hash_algo_info *hash_algo_info(enum hash_algo algo)
 {
@@ -146,22 +227,14 @@ int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
         saved_errno = ENOMEM;
         goto done;
     }
-    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
-        if (!(algos & hash_algos[i].algo) || !hash_algos[i].md)
-            continue;
-        ctx[i] = EVP_MD_CTX_new();
-        if (!ctx[i]) {
-            error = FR_ENOMEM;
-            saved_errno = ENOMEM;
-            goto done;
-        }
-        if (!EVP_DigestInit_ex(ctx[i], hash_algos[i].md(), NULL)) {
-            saved_errno = EPROTO;
-            goto done;
-        }
+    if ((error = hash_start(ctx, algos)) != 0) {
+        saved_errno = errno;
+        goto done;
     }
+    error = FR_ERROR;
     /* Only a hint to read ahead further; pipes refuse it, which is fine. */
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (buf_size == HASH_BUFFER_SIZE)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
     for (;;) {
         ssize_t n = read(fd, buf, buf_size);
@@ -177,14 +250,10 @@ int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
         for (size_t at = 0; at < (size_t)n; at += HASH_SLICE_SIZE) {
             size_t len = (size_t)n - at < HASH_SLICE_SIZE ? (size_t)n - at : HASH_SLICE_SIZE;
 
-            for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
-                if (ctx[i] && !EVP_DigestUpdate(ctx[i], buf + at, len)) {
-                    saved_errno = EPROTO;
-                    goto done;
-                }
+            if (hash_update(ctx, algos, &crc, buf + at, len) != 0) {
+                saved_errno = errno;
+                goto done;
             }
-            if (algos & HASH_CRC32)
-                crc = crc32(crc, buf + at, (uInt)len);
         }
         if (copy_fd >= 0) {
             if (hash_write_all(copy_fd, buf, (size_t)n) != 0) {
@@ -200,24 +269,41 @@ int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd)
         }
         size += (uint64_t)n;
     }
-
-    for (size_t i = 0; i < HASH_ALGO_COUNT; i++) {
-        if (!ctx[i])
-            continue;
-        if (!EVP_DigestFinal_ex(ctx[i], (unsigned char *)out + hash_algos[i].offset, NULL)) {
-            saved_errno = EPROTO;
-            goto done;
-        }
+    if (hash_finish(ctx, algos, crc, size, out) != 0) {
+        saved_errno = errno;
+        goto done;
     }
-    out->crc32 = (algos & HASH_CRC32) ? (uint32_t)crc : 0;
-    out->algos = algos;
-    out->size = size;
     error = 0;
 
 done:
-    for (size_t i = 0; i < HASH_ALGO_COUNT; i++)
-        EVP_MD_CTX_free(ctx[i]);
+    hash_ctx_free(ctx);
     free(buf);
+    if (error) {
+        memset(out, 0, sizeof(*out));
+        errno = saved_errno;
+    }
+    return error;
+}
+
+int hash_buffer(struct hash_result *out, const void *buf, size_t len, unsigned algos)
+{
+    EVP_MD_CTX *ctx[HASH_ALGO_COUNT] = { NULL };
+    uLong crc = crc32(0L, Z_NULL, 0);
+    int saved_errno = 0;
+    int error;
+
+    memset(out, 0, sizeof(*out));
+    if (algos & ~(unsigned)HASH_ALL)
+        return FR_EINVAL;
+    algos |= HASH_SHA256;
+    error = hash_start(ctx, algos);
+    for (size_t at = 0; !error && at < len; at += HASH_SLICE_SIZE)
+        error = hash_update(ctx, algos, &crc, (const unsigned char *)buf + at,
+                            len - at < HASH_SLICE_SIZE ? len - at : HASH_SLICE_SIZE);
+    if (!error)
+        error = hash_finish(ctx, algos, crc, len, out);
+    saved_errno = errno;
+    hash_ctx_free(ctx);
     if (error) {
         memset(out, 0, sizeof(*out));
         errno = saved_errno;

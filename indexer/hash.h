@@ -94,6 +94,13 @@ size_t hash_result_digest(unsigned char out[64], const struct hash_result *resul
 int hash_fd(struct hash_result *out, int fd, unsigned algos, int copy_fd);
 
 /**
+ * As hash_fd(), over the len bytes at buf (a small file read whole).
+ * Returns 0; FR_EINVAL for an unknown bit in `algos`; FR_ENOMEM; or
+ * FR_ERROR with errno EPROTO when libcrypto refuses an algorithm.
+ */
+int hash_buffer(struct hash_result *out, const void *buf, size_t len, unsigned algos);
+
+/**
  * Writes `digest` (len bytes) as lower-case hexadecimal and a terminating
  * NUL into out, which must have room for 2 * len + 1 characters.
  */

@@ -40,10 +40,16 @@ static void ix_hash_more(struct indexer *ix, struct ix_part *part)
 {
     while (part->files_submitted < part->files_count && ix->in_flight < ix->max_in_flight) {
         struct ix_file *file = &part->files[part->files_submitted];
+        uint64_t bytes = (uint64_t)file->item->size;
+        unsigned run = 1;
 
+        while (run < IX_RUN_FILES && part->files_submitted + run < part->files_count &&
+               bytes + (uint64_t)file[run].item->size <= IX_RUN_BYTES)
+            bytes += (uint64_t)file[run++].item->size;
+        file->run = run;
         if (ix_submit(ix, &file->job) != 0)
             break;
-        part->files_submitted++;
+        part->files_submitted += run;
     }
 }
 
@@ -191,10 +197,11 @@ static void ix_progress(struct ix_repo *repo, struct ix_batch *batch, uint64_t n
         batch->progress_shown = true;
 }
 
-static void ix_file_done(struct ix_repo *repo, struct ix_file *file, uint64_t now)
+/* One hashed file's outcome: counted, and a failure put up for a retry. */
+static void ix_file_done(struct ix_repo *repo, struct ix_batch *batch, struct ix_file *file,
+                         uint64_t now)
 {
     struct indexer *ix = repo->indexer;
-    struct ix_batch *batch = file->job.batch;
 
     batch->files_done++;
     batch->bytes_done += (uint64_t)file->item->size;
@@ -231,20 +238,30 @@ static void ix_file_done(struct ix_repo *repo, struct ix_file *file, uint64_t no
     } else if (pathset_count(repo->failures)) {
         pathset_remove(repo->failures, file->item->path);
     }
-    file->part->files_back++;
+}
+
+/* A hash job's run of files is back. */
+static void ix_run_done(struct ix_repo *repo, struct ix_file *first, uint64_t now)
+{
+    struct ix_batch *batch = first->job.batch;
+    struct ix_part *part = first->part;
+
+    for (unsigned i = 0; i < first->run; i++)
+        ix_file_done(repo, batch, &first[i], now);
+    part->files_back += first->run;
     if (batch->ending) {
-        if (file->part->files_back == file->part->files_count) {
+        if (part->files_back == part->files_count) {
             ix_batch_retry(repo, batch, now);
             ix_batch_end(repo);
         }
         return;
     }
     ix_progress(repo, batch, now);
-    if (file->part->files_back < file->part->files_count) {
-        ix_hash_more(ix, file->part);
+    if (part->files_back < part->files_count) {
+        ix_hash_more(repo->indexer, part);
         return;
     }
-    ix_part_hashed(repo, batch, file->part, now);
+    ix_part_hashed(repo, batch, part, now);
 }
 
 static void ix_commit_done(struct ix_repo *repo, struct ix_batch *batch, uint64_t now)
@@ -316,7 +333,7 @@ void ix_job_done(struct indexer *ix, struct ix_job *job, uint64_t now)
         ix_scan_done(repo, job->batch, now);
         break;
     case IX_JOB_HASH:
-        ix_file_done(repo, (struct ix_file *)job, now);
+        ix_run_done(repo, (struct ix_file *)job, now);
         break;
     case IX_JOB_COMMIT:
         ix_commit_done(repo, job->batch, now);

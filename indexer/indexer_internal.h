@@ -44,7 +44,8 @@ struct ix_part;
 
 /* One file of a batch, on its way through the hasher. */
 struct ix_file {
-    struct ix_job job;           /* IX_JOB_HASH */
+    struct ix_job job;           /* IX_JOB_HASH, for this file and the run-1 after it */
+    unsigned run;                /* files hashed by the job (set on the run's first) */
     struct ix_part *part;        /* the part it belongs to */
     const struct scan_item *item; /* what the scan saw (borrowed from batch->scan) */
     struct hash_result hash;     /* digests */
@@ -80,10 +81,17 @@ struct ix_part {
  * whole file system (packed ones cost an fsync of their pack). */
 #define IX_SYNC_EACH_MAX 64
 
-/* Hash jobs handed to the pool at once, per worker: a job is one file, and
- * for small files handing them out one by one (the loop thread taking each
- * back before giving the next) left the workers idle most of the time. */
+/* Hash jobs handed to the pool at once, per worker: for small files handing
+ * them out one by one (the loop thread taking each back before giving the
+ * next) left the workers idle most of the time. */
 #define IX_IN_FLIGHT_PER_WORKER 256u
+
+/* A hash job is a run of a part's consecutive files, up to this many and
+ * this many bytes (a big file is a job of its own, so big files still
+ * spread over the workers): per small file, a hand-over to a worker and
+ * back cost as much as hashing it. */
+#define IX_RUN_FILES 32u
+#define IX_RUN_BYTES (1024u * 1024u)
 
 struct ix_batch {
     struct ix_job scan_job;      /* IX_JOB_SCAN */

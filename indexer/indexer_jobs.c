@@ -69,6 +69,52 @@ static bool ix_same_stat(const struct stat *a, const struct stat *b)
            a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+/*
+ * A small file the store packs (or does not keep): read whole with one
+ * read, hashed from memory, and packed from the same bytes.  Returns 0,
+ * FR_EINVAL when the file changed meanwhile, or an error for ix_file.
+ */
+static int ix_hash_small(struct ix_file *file, int fd, struct indexer *ix)
+{
+    size_t want = (size_t)file->st.st_size;
+    unsigned char *buf = malloc(want + 1);
+    struct stat after;
+    ssize_t got;
+    int error;
+
+    if (!buf)
+        return FR_ENOMEM;
+    /* One byte more than the size: a regular file's read comes short only
+     * at its end (the workers take no signals), so a file that grew is
+     * caught, and one that shrank reads short. */
+    do
+        got = read(fd, buf, want + 1);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        error = errno ? -errno : FR_ERROR;
+        goto done;
+    }
+    if ((size_t)got != want) {
+        error = FR_EINVAL;
+        goto done;
+    }
+    if ((error = hash_buffer(&file->hash, buf, want, ix->config->digests)) != 0) {
+        error = error == FR_ENOMEM ? FR_ENOMEM : errno ? -errno : FR_ERROR;
+        goto done;
+    }
+    /* A file written to while it was read is not recorded half-way. */
+    if (fstat(fd, &after) != 0 || !ix_same_stat(&file->st, &after)) {
+        error = FR_EINVAL;
+        goto done;
+    }
+    if (store_takes_small(ix->store, want) &&
+        store_put_small(ix->store, file->hash.sha256, buf, want, NULL) != 0)
+        error = errno ? -errno : FR_ERROR;
+done:
+    free(buf);
+    return error;
+}
+
 /* Hashes one file into the store; on any doubt the file is retried later. */
 static void ix_hash(struct ix_file *file)
 {
@@ -82,6 +128,15 @@ static void ix_hash(struct ix_file *file)
     fd = scan_open_file(repo->root_fd, file->item->path, &file->st);
     if (fd < 0) {
         file->error = fd;
+        return;
+    }
+    if (store_takes_small(ix->store, (uint64_t)file->st.st_size) ||
+        (store_get_mode(ix->store) == STORE_NONE &&
+         file->st.st_size <= (off_t)STORE_PACK_OBJECT_MAX)) {
+        file->error = ix_hash_small(file, fd, ix);
+        if (!file->error)
+            file->mime = mime_type(ix->mime, file->item->path);
+        close(fd);
         return;
     }
     if (store_ingest_begin(&ingest, ix->store, fd, &read_fd, &copy_fd) != 0) {
@@ -119,7 +174,8 @@ static void ix_hash(struct ix_file *file)
     ingest = NULL;
     /* Linking changes the inode's ctime: record the stat as it is now, or
      * the next scan would take the file for changed. */
-    if (fstat(fd, &after) == 0 && after.st_size == file->st.st_size)
+    if (store_get_mode(ix->store) == STORE_HARDLINK && fstat(fd, &after) == 0 &&
+        after.st_size == file->st.st_size)
         file->st = after;
     file->mime = mime_type(ix->mime, file->item->path);
 done:
@@ -379,7 +435,8 @@ void ix_job_run(void *job)
         ix_scan(j->batch);
         break;
     case IX_JOB_HASH:
-        ix_hash((struct ix_file *)j);
+        for (unsigned i = 0; i < ((struct ix_file *)j)->run; i++)
+            ix_hash((struct ix_file *)j + i);
         break;
     case IX_JOB_COMMIT:
         ix_commit(j->batch);

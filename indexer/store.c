@@ -589,6 +589,28 @@ int store_ingest_commit(struct store_ingest *ingest, const unsigned char sha256[
     return store_ingest_commit_report(NULL, ingest, sha256, src_dirfd, src_name);
 }
 
+bool store_takes_small(const struct store *store, uint64_t size)
+{
+    return (store->mode == STORE_COPY || store->mode == STORE_REFLINK) &&
+           size <= STORE_PACK_OBJECT_MAX;
+}
+
+int store_put_small(struct store *store, const unsigned char sha256[32], const void *bytes,
+                    size_t len, struct store_report *out)
+{
+    bool existed = false;
+    int error;
+
+    if (!store_takes_small(store, len))
+        return FR_EINVAL;
+    error = store_packs_put(store->packs, sha256, bytes, len, &existed);
+    if (!error && out) {
+        out->method = STORE_METHOD_PACK;
+        out->existed = existed;
+    }
+    return error;
+}
+
 void store_ingest_abort(struct store_ingest *ingest)
 {
     if (!ingest)

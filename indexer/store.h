@@ -56,6 +56,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** Objects of at most this many bytes are packed (copy and reflink modes). */
 #define STORE_PACK_OBJECT_MAX (64 * 1024)
@@ -181,6 +182,25 @@ int store_ingest_commit(struct store_ingest *ingest, const unsigned char sha256[
 int store_ingest_commit_report(struct store_report *out, struct store_ingest *ingest,
                                const unsigned char sha256[32], int src_dirfd,
                                const char *src_name);
+
+/**
+ * Whether the store packs a file of `size` bytes (copy and reflink modes, at
+ * most STORE_PACK_OBJECT_MAX bytes).  Such a file may skip the ingest: the
+ * caller reads it whole, hashes those bytes (hash_buffer()) and hands them
+ * to store_put_small(), so it is read once and opened once.
+ */
+bool store_takes_small(const struct store *store, uint64_t size);
+
+/**
+ * Packs the len bytes at `bytes`, whose sha-256 the caller computed over
+ * these very bytes (they are not hashed again).  An object already stored
+ * under that digest is kept.  Fills *out when not NULL, as
+ * store_ingest_commit_report() does.  Made durable by store_sync_objects().
+ * Returns 0; FR_EINVAL when store_takes_small() says no for len; or
+ * FR_ERROR with errno kept.
+ */
+int store_put_small(struct store *store, const unsigned char sha256[32], const void *bytes,
+                    size_t len, struct store_report *out);
 
 /** Drops the ingest: nothing is stored, its temporary file goes.  NULL is fine. */
 void store_ingest_abort(struct store_ingest *ingest);

@@ -146,6 +146,37 @@ static void test_hash__known_vectors(void **state)
     }
 }
 
+/* The same digests from memory, for inputs of one and of several slices. */
+static void test_hash__buffer_matches_fd(void **state)
+{
+    (void)state;
+    const size_t sizes[] = { 1, 65535, 65536, 65537, 300000 };
+    struct hash_result from_fd, from_buffer;
+
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(*vectors); i++) {
+        assert_int_equal(hash_buffer(&from_buffer, vectors[i].input, strlen(vectors[i].input),
+                                     HASH_ALL), 0);
+        assert_int_equal(from_buffer.algos, HASH_ALL);
+        assert_int_equal(from_buffer.size, strlen(vectors[i].input));
+        assert_hex(from_buffer.sha256, 32, vectors[i].sha256);
+        assert_hex(from_buffer.sha1, 20, vectors[i].sha1);
+        assert_hex(from_buffer.md5, 16, vectors[i].md5);
+        assert_hex(from_buffer.sha512, 64, vectors[i].sha512);
+        assert_int_equal(from_buffer.crc32, vectors[i].crc32);
+    }
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
+        unsigned char *data = testfiles_bytes(sizes[i], (uint32_t)i + 7);
+        int fd = open_with("buffer", data, sizes[i]);
+
+        assert_int_equal(hash_fd(&from_fd, fd, HASH_ALL, -1), 0);
+        assert_int_equal(hash_buffer(&from_buffer, data, sizes[i], HASH_ALL), 0);
+        assert_memory_equal(&from_fd, &from_buffer, sizeof(from_fd));
+        close(fd);
+        free(data);
+    }
+    assert_int_equal(hash_buffer(&from_buffer, "x", 1, 1u << 20), FR_EINVAL);
+}
+
 static void test_hash__crc32_check_value(void **state)
 {
     (void)state;
@@ -410,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_hash__algo_names_round_trip),
         cmocka_unit_test(test_hash__unknown_names_are_refused),
         cmocka_unit_test(test_hash__known_vectors),
+        cmocka_unit_test(test_hash__buffer_matches_fd),
         cmocka_unit_test(test_hash__crc32_check_value),
         cmocka_unit_test(test_hash__sha256_always_computed),
         cmocka_unit_test(test_hash__reads_from_the_current_offset),

@@ -110,6 +110,47 @@ static void test_store_pack__small_files_are_packed(void **state)
     free(data);
 }
 
+/* Bytes handed over whole (the indexer's small files): packed as they are,
+ * kept once, and refused where the store does not pack. */
+static void test_store_pack__put_small(void **state)
+{
+    (void)state;
+    const enum store_mode refusing[] = { STORE_HARDLINK, STORE_NONE };
+    unsigned char *data = testfiles_bytes(STORE_PACK_OBJECT_MAX + 1, 22);
+    struct store_report report = { 0 };
+    unsigned char sha256[32], big[32];
+    struct hash_result r;
+    struct store *store;
+
+    assert_int_equal(hash_buffer(&r, data, 4000, HASH_SHA256), 0);
+    memcpy(sha256, r.sha256, 32);
+    assert_int_equal(hash_buffer(&r, data, STORE_PACK_OBJECT_MAX + 1, HASH_SHA256), 0);
+    memcpy(big, r.sha256, 32);
+    assert_int_equal(store_open(&store, store_dir, STORE_COPY), 0);
+    assert_true(store_takes_small(store, STORE_PACK_OBJECT_MAX));
+    assert_false(store_takes_small(store, STORE_PACK_OBJECT_MAX + 1));
+    assert_int_equal(store_put_small(store, sha256, data, 4000, &report), 0);
+    assert_int_equal(report.method, STORE_METHOD_PACK);
+    assert_false(report.existed);
+    assert_int_equal(store_put_small(store, sha256, data, 4000, &report), 0);
+    assert_true(report.existed);
+    assert_object_holds(store, sha256, data, 4000);
+    assert_int_equal(store_put_small(store, big, data, STORE_PACK_OBJECT_MAX + 1, NULL),
+                     FR_EINVAL);
+    assert_int_equal(store_object_open(store, big), FR_ENOTFOUND);
+    assert_int_equal(store_sync_objects(store, (const unsigned char (*)[32])sha256, 1, 0), 0);
+    store_free(store);
+    assert_int_equal(count_in_store("objects"), 0);
+
+    for (size_t m = 0; m < 2; m++) {
+        assert_int_equal(store_open(&store, store_dir, refusing[m]), 0);
+        assert_false(store_takes_small(store, 1));
+        assert_int_equal(store_put_small(store, big, data, 10, NULL), FR_EINVAL);
+        store_free(store);
+    }
+    free(data);
+}
+
 static void test_store_pack__same_bytes_packed_once(void **state)
 {
     (void)state;
@@ -298,6 +339,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_store_pack__small_files_are_packed, clean),
+        cmocka_unit_test_setup(test_store_pack__put_small, clean),
         cmocka_unit_test_setup(test_store_pack__same_bytes_packed_once, clean),
         cmocka_unit_test_setup(test_store_pack__damaged_bytes_are_stored_again, clean),
         cmocka_unit_test_setup(test_store_pack__damaged_records_are_skipped, clean),
