@@ -46,7 +46,26 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
     params[1] = limit_text;
 
     res = catalog_query(catalog,
-        "SELECT o.id, o.action, o.node, o.attempts, o.payload ? 'expanded',"
+        /* The rows waiting for a retry (few: only failed rows wait, and
+         * schema 009 indexes those alone).  A row waits while an earlier
+         * row of its node, or of a node above it, waits: a leaf is not
+         * created before the collection it goes into (that create would
+         * fail for good with item-not-found). */
+        "WITH waiting AS MATERIALIZED ("
+        "  SELECT id, node FROM outbox"
+        "  WHERE state = 'pending' AND attempts > 0 AND next_attempt_at > now()),"
+        /* The page, in id order, picked before anything is joined: only
+         * its rows are looked up, however long the backlog and whatever
+         * the planner believes of the outbox (its statistics lag behind a
+         * first index that just filled it). */
+        " page AS MATERIALIZED ("
+        "  SELECT o.id FROM outbox o"
+        "  WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
+        "    AND o.id <> ALL ($1::bigint[])"
+        "    AND NOT EXISTS (SELECT 1 FROM waiting w WHERE w.id < o.id"
+        "      AND (w.node = o.node OR starts_with(o.node, w.node || '/')))"
+        "  ORDER BY o.id LIMIT $2::int)"
+        " SELECT o.id, o.action, o.node, o.attempts, o.payload ? 'expanded',"
         "  r.name, r.access = 'whitelist', r.title, r.description,"
         "  coalesce(o.payload->>'path', e.path, ''), coalesce(e.name, ''),"
         "  coalesce(e.kind = 'directory', o.payload->>'kind' = 'directory', true),"
@@ -67,24 +86,11 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
         "          || coalesce(m.password_file, '') ELSE E'\\t' END, E'\\n' ORDER BY m.id)"
         "     FROM mirror_copy c JOIN mirror m ON m.id = c.mirror_id"
         "     WHERE c.revision_id = o.revision_id AND c.state = 'verified' AND m.state = 'ok')"
-        " FROM outbox o JOIN repository r ON r.id = o.repository_id"
+        " FROM page JOIN outbox o ON o.id = page.id"
+        " JOIN repository r ON r.id = o.repository_id"
         " LEFT JOIN entry e ON e.id = o.entry_id"
         " LEFT JOIN revision v ON v.id = o.revision_id"
-        " WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
-        "   AND o.id <> ALL ($1::bigint[])"
-        /* A row waits while an earlier row of its node, or of a node above
-         * it, waits for its retry: a leaf is not created before the
-         * collection it goes into (that create would fail for good with
-         * item-not-found).  Looked up per candidate through outbox_node,
-         * the node and each of its ancestors (OFFSET 0 keeps it a lookup):
-         * as an anti-join the planner would read every pending row of the
-         * backlog on each fetch. */
-        "   AND NOT EXISTS (SELECT 1 FROM outbox p"
-        "     WHERE p.node = ANY (ARRAY(SELECT array_to_string(a.parts[1:n], '/')"
-        "                               FROM (SELECT string_to_array(o.node, '/') AS parts) a,"
-        "                                    generate_series(1, cardinality(a.parts)) n))"
-        "     AND p.state = 'pending' AND p.id < o.id AND p.next_attempt_at > now() OFFSET 0)"
-        " ORDER BY o.id LIMIT $2::int",
+        " ORDER BY o.id",
         2, params, PGRES_TUPLES_OK);
     free(skip_text);
     if (!res)
@@ -131,7 +137,8 @@ int catalog_outbox_fetch(struct catalog *catalog, const int64_t *skip, size_t sk
 
     res = catalog_exec(catalog,
                        "SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)"
-                       " FROM outbox WHERE state = 'pending' AND next_attempt_at > now()",
+                       " FROM outbox WHERE state = 'pending' AND attempts > 0"
+                       "   AND next_attempt_at > now()",
                        PGRES_TUPLES_OK);
     if (!res)
         return catalog_failure_code(catalog, FR_ERROR);

@@ -368,22 +368,26 @@ static void test_catalog__outbox_rows_wait_for_a_retrying_ancestor(void **state)
 
     migrate_ok(f, (int)catalog_schema_version_known());
     exec_ok(f, "INSERT INTO repository (name, path) VALUES ('r', '/srv/r');"
-               "INSERT INTO outbox (repository_id, node, action, state, next_attempt_at)"
+               "INSERT INTO outbox (repository_id, node, action, state, attempts, next_attempt_at)"
                " OVERRIDING SYSTEM VALUE VALUES"
-               " (1, 'r/d', 'create_collection', 'pending', now() + interval '1 hour'),"
-               " (1, 'r/d/f', 'create_leaf', 'pending', now()),"
-               " (1, 'r/d/sub/g', 'create_leaf', 'pending', now()),"
-               " (1, 'r/dx/f', 'create_leaf', 'pending', now()),"
-               " (1, 'r/d', 'publish_item', 'pending', now()),"
-               " (1, 'r', 'configure_node', 'pending', now()),"
-               " (1, 'r/p', 'create_collection', 'parked', now()),"
-               " (1, 'r/p/f', 'create_leaf', 'pending', now())");
+               " (1, 'r/d', 'create_collection', 'pending', 1, now() + interval '1 hour'),"
+               " (1, 'r/d/f', 'create_leaf', 'pending', 0, now()),"
+               " (1, 'r/d/sub/g', 'create_leaf', 'pending', 0, now()),"
+               " (1, 'r/dx/f', 'create_leaf', 'pending', 0, now()),"
+               " (1, 'r/d', 'publish_item', 'pending', 0, now()),"
+               " (1, 'r', 'configure_node', 'pending', 0, now()),"
+               " (1, 'r/p', 'create_collection', 'parked', 1, now()),"
+               " (1, 'r/p/f', 'create_leaf', 'pending', 0, now()),"
+               /* Failed once and due again: holds nothing back. */
+               " (1, 'r/q', 'create_collection', 'pending', 2, now() - interval '1 second'),"
+               " (1, 'r/q/f', 'create_leaf', 'pending', 0, now())");
     if (catalog_outbox_fetch(f->db.catalog, NULL, 0, 10, collect_id, ids, &more, &retry_in) != 0)
         fail_msg("fetch: %s", catalog_last_error(f->db.catalog));
     /* Row 1 waits; 2, 3 (below r/d) and 5 (r/d again) wait with it.  4 is
      * r/dx, not below r/d; 6 is above r/d, not below; 8's collection is
-     * parked, which holds nothing back. */
-    assert_string_equal(ids, "4,6,8");
+     * parked, which holds nothing back; 9 failed before but is due, so
+     * it goes, and 10 after it. */
+    assert_string_equal(ids, "4,6,8,9,10");
     assert_false(more);
     assert_true(retry_in > 3500 * 1000 && retry_in <= 3600 * 1000);
 }
