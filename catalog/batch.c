@@ -69,10 +69,11 @@ static void copybuf_put(struct copybuf *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void copybuf_text(struct copybuf *b, const char *s)
+/* The first len bytes of s (NUL-free). */
+static void copybuf_text_n(struct copybuf *b, const char *s, size_t len)
 {
     /* COPY's text format: backslash escapes for the separators. */
-    for (; *s; s++) {
+    for (const char *end = s + len; s < end; s++) {
         switch (*s) {
         case '\\': copybuf_put(b, "\\\\", 2); break;
         case '\t': copybuf_put(b, "\\t", 2); break;
@@ -81,6 +82,11 @@ static void copybuf_text(struct copybuf *b, const char *s)
         default: copybuf_put(b, s, 1); break;
         }
     }
+}
+
+static void copybuf_text(struct copybuf *b, const char *s)
+{
+    copybuf_text_n(b, s, strlen(s));
 }
 
 static void copybuf_field(struct copybuf *b, const char *fmt, ...)
@@ -115,12 +121,18 @@ static void copybuf_hex(struct copybuf *b, const unsigned char *digest, size_t l
     }
 }
 
-/* One row of fr_batch per change. */
+/* One row of fr_batch per change: the path, split here into its parent
+ * and its name once rather than by a regular expression per row in SQL. */
 static void copybuf_change(struct copybuf *b, const struct catalog_change *c)
 {
     bool file = !c->is_dir && !c->deleted;
+    const char *slash = strrchr(c->path, '/');
 
     copybuf_text(b, c->path);
+    copybuf_put(b, "\t", 1);
+    copybuf_text_n(b, c->path, slash ? (size_t)(slash - c->path) : 0);
+    copybuf_put(b, "\t", 1);
+    copybuf_text(b, slash ? slash + 1 : c->path);
     copybuf_field(b, "\t%c\t%c", c->is_dir ? 't' : 'f', c->deleted ? 't' : 'f');
     if (file) {
         copybuf_field(b, "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t", c->size,
@@ -154,7 +166,8 @@ static int catalog_batch_copy(struct catalog *catalog, const struct catalog_chan
         return FR_ENOMEM;
     }
     res = catalog_exec(catalog,
-                       "COPY fr_batch (path, is_dir, deleted, size, mtime_ns, ctime_ns, inode,"
+                       "COPY fr_batch (path, parent, name, is_dir, deleted, size, mtime_ns,"
+                       " ctime_ns, inode,"
                        " mime, sha256, sha1, md5, sha512, crc32) FROM STDIN",
                        PGRES_COPY_IN);
     if (!res)
@@ -196,7 +209,8 @@ static int catalog_batch_step(struct catalog *catalog, const char *sql, int npar
 
 static const char catalog_batch_table[] =
     "CREATE TEMP TABLE fr_batch ("
-    "  path text COLLATE \"C\" NOT NULL, is_dir boolean NOT NULL, deleted boolean NOT NULL,"
+    "  path text COLLATE \"C\" NOT NULL, parent text COLLATE \"C\" NOT NULL,"
+    "  name text COLLATE \"C\" NOT NULL, is_dir boolean NOT NULL, deleted boolean NOT NULL,"
     "  size bigint, mtime_ns bigint, ctime_ns bigint, inode bigint, mime text,"
     "  sha256 text, sha1 text, md5 text, sha512 text, crc32 bigint) ON COMMIT DROP";
 
@@ -224,13 +238,14 @@ static const char catalog_batch_deletions[] =
     " FROM gone ORDER BY path DESC";
 
 /* Every directory the batch needs: those it names and every ancestor of
- * what it adds. */
+ * what it adds.  Files share their directories: each distinct directory is
+ * taken apart once, not once per file. */
 static const char catalog_batch_dirs[] =
     "CREATE TEMP TABLE fr_dirs ON COMMIT DROP AS"
     " SELECT DISTINCT array_to_string(b.parts[1:n], '/') COLLATE \"C\" AS path, n AS depth"
-    " FROM (SELECT string_to_array(path, '/') AS parts, is_dir FROM fr_batch"
-    "       WHERE NOT deleted) b,"
-    "   generate_series(1, array_length(b.parts, 1) - CASE WHEN b.is_dir THEN 0 ELSE 1 END) n";
+    " FROM (SELECT DISTINCT string_to_array(CASE WHEN is_dir THEN path ELSE parent END, '/')"
+    "         AS parts FROM fr_batch WHERE NOT deleted) b,"
+    "   generate_series(1, array_length(b.parts, 1)) n";
 
 static const char catalog_batch_dir_level[] =
     "WITH up AS ("
@@ -272,7 +287,7 @@ static const char catalog_batch_file_plan[] =
     "          OR cur.sha256 <> decode(b.sha256, 'hex') OR cur.size <> b.size) AS new_content"
     "       FROM fr_batch b"
     "       CROSS JOIN LATERAL (SELECT id FROM entry WHERE repository_id = $1"
-    "                           AND path = " SQL_PARENT("b.path") " LIMIT 1) p"
+    "                           AND path = b.parent LIMIT 1) p"
     "       LEFT JOIN LATERAL (SELECT id, deleted_at, kind, current_revision_id FROM entry"
     "                          WHERE repository_id = $1 AND path = b.path LIMIT 1) e ON true"
     "       LEFT JOIN revision cur ON cur.id = e.current_revision_id"
@@ -282,7 +297,7 @@ static const char catalog_batch_files[] =
     "INSERT INTO entry (id, repository_id, parent_id, name, path, kind, size, mtime_ns, ctime_ns,"
     "                   inode, current_revision_id)"
     " OVERRIDING SYSTEM VALUE"
-    " SELECT entry_id, $1, parent_id, " SQL_NAME("path") ", path, 'file', size, mtime_ns,"
+    " SELECT entry_id, $1, parent_id, name, path, 'file', size, mtime_ns,"
     "   ctime_ns, inode, revision_id"
     " FROM fr_files"
     " ON CONFLICT (repository_id, path) DO UPDATE"
