@@ -21,6 +21,10 @@ one publish_item row per file; the clock runs from the daemon's
 each poll is a psql, whose CPU the daemon would lose).  Each such row is
 two IQs (the item on the file's node and the change-feed item), so the raw
 loop is timed both for as many items and for as many IQs.
+
+Every timed step, the daemon's and the raw clients', starts on a machine
+that has been idle (under 10% CPU) for a second, so that none pays for
+what the step before left ejabberd or PostgreSQL doing.
 """
 
 import datetime
@@ -47,6 +51,32 @@ ENTRY = ("<entry xmlns='http://jabber.org/protocol/fileshare#item_metadata'><siz
          "<modified>2026-01-01T00:00:00Z</modified><checksum type='sha256'>"
          + "ab" * 32 + "</checksum><checksum type='sha1'>" + "cd" * 20 + "</checksum>"
          "<mime>text/plain</mime><mirrors/></entry>")
+
+
+def cpu_busy(span):
+    """Share of the machine's CPU time spent busy over `span` seconds."""
+    def sample():
+        with open("/proc/stat") as f:
+            t = [int(x) for x in f.readline().split()[1:9]]
+        return sum(t), t[3] + t[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(span)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def quiet(limit=0.10, span=1.0, timeout=120):
+    """Waits until the machine has been nearly idle for a second: what the
+    step before left running (ejabberd taking a deleted tree apart, its
+    database dumping, PostgreSQL's autovacuum, writeback) would otherwise
+    run during the next measurement, whichever side it is."""
+    os.sync()
+    deadline = time.monotonic() + timeout
+    while cpu_busy(span) > limit:
+        if time.monotonic() > deadline:
+            print(f"note: the machine was still busy after {timeout} s; measuring anyway",
+                  flush=True)
+            return
 
 
 def client(env, who="alice"):
@@ -91,6 +121,7 @@ def raw_loop(env, count):
         stanzas = [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub']}'>"
                    f"<publish node='{node}'><item id='{i}'>{ENTRY}</item></publish>"
                    f"</pubsub></iq>" for i in range(count)]
+        quiet()
         took = pipelined(c, stanzas, WINDOW)
         c.iq(f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub_owner']}'>"
              f"<delete node='{node}'/></pubsub></iq>")
@@ -138,6 +169,7 @@ def raw_same_work(env, count, feed_max, payloads):
                            "</publish></pubsub></iq>")
             stanzas.append(f"{pub}<publish node='{feed}'><item id='c{i}'>{change_payload}</item>"
                            "</publish></pubsub></iq>")
+        quiet()
         took = pipelined(c, stanzas, WINDOW)
         pipelined(c, [f"<iq type='set' to='{service}'><pubsub xmlns='{NS['pubsub_owner']}'>"
                       f"<delete node='{n}'/></pubsub></iq>" for n in leaves + dirs + [feed, root]],
@@ -224,6 +256,7 @@ def daemon_throughput(env, feed=True):
                     f.write(f"two {i}\n")
             while int(psql(env, daemon.db, "SELECT count(*) FROM revision")[0]) < 2 * ITEMS:
                 time.sleep(0.2)
+            quiet()
             mark = restart(daemon, env, int(env["XMPP_COMPONENT_PORT"]))
             # From the daemon's "publishing to" to the last row marked done.
             started = logged_at(daemon, r"publish: publishing to ", mark)
