@@ -20,10 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SQL_PARENT(p) "CASE WHEN strpos(" p ", '/') = 0 THEN '' " \
-                      "ELSE regexp_replace(" p ", '/[^/]*$', '') END"
-#define SQL_NAME(p) "regexp_replace(" p ", '^.*/', '')"
-
 /* Relative, '/'-separated, no empty, "." or ".." segment. */
 static bool catalog_path_valid(const char *path)
 {
@@ -237,12 +233,14 @@ static const char catalog_batch_deletions[] =
     "   jsonb_build_object('path', path, 'kind', kind)"
     " FROM gone ORDER BY path DESC";
 
-/* Every directory the batch needs: those it names and every ancestor of
- * what it adds.  Files share their directories: each distinct directory is
- * taken apart once, not once per file. */
+/* Every directory the batch needs, with its parent and name: those it
+ * names and every ancestor of what it adds.  Files share their
+ * directories: each distinct directory is taken apart once, not once per
+ * file. */
 static const char catalog_batch_dirs[] =
     "CREATE TEMP TABLE fr_dirs ON COMMIT DROP AS"
-    " SELECT DISTINCT array_to_string(b.parts[1:n], '/') COLLATE \"C\" AS path, n AS depth"
+    " SELECT DISTINCT array_to_string(b.parts[1:n], '/') COLLATE \"C\" AS path, n AS depth,"
+    "   array_to_string(b.parts[1:n - 1], '/') COLLATE \"C\" AS parent, b.parts[n] AS name"
     " FROM (SELECT DISTINCT string_to_array(CASE WHEN is_dir THEN path ELSE parent END, '/')"
     "         AS parts FROM fr_batch WHERE NOT deleted) b,"
     "   generate_series(1, array_length(b.parts, 1)) n";
@@ -250,9 +248,9 @@ static const char catalog_batch_dirs[] =
 static const char catalog_batch_dir_level[] =
     "WITH up AS ("
     "  INSERT INTO entry (repository_id, parent_id, name, path, kind)"
-    "  SELECT $1, p.id, " SQL_NAME("d.path") ", d.path, 'directory'"
+    "  SELECT $1, p.id, d.name, d.path, 'directory'"
     "  FROM fr_dirs d CROSS JOIN LATERAL (SELECT id FROM entry WHERE repository_id = $1"
-    "                                     AND path = " SQL_PARENT("d.path") " LIMIT 1) p"
+    "                                     AND path = d.parent LIMIT 1) p"
     "  WHERE d.depth = $3::int"
     "  ON CONFLICT (repository_id, path) DO UPDATE"
     "    SET deleted_at = NULL, kind = 'directory', current_revision_id = NULL,"
