@@ -269,12 +269,13 @@ static void *checker_main(void *data)
         if (curl_multi_poll(c->multi, extra_count ? &extra : NULL, extra_count,
                             (int)timeout_ms, NULL) != CURLM_OK)
             continue;
-        if (extra_count && extra.revents) {
-            if (catalog_consume(c->catalog) != 0)
-                log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
-            else if (catalog_take_notified(c->catalog))
-                c->dirty = true;
-        }
+        if (extra_count && extra.revents && catalog_consume(c->catalog) != 0)
+            log_warn("mirrors", "catalog: %s", catalog_last_error(c->catalog));
+        /* Asked every turn, not only when the socket was readable: a NOTIFY
+         * that arrived with the answer to one of this thread's own queries
+         * (a look, a record) waits in libpq, and the socket stays quiet. */
+        if (catalog_is_connected(c->catalog) && catalog_take_notified(c->catalog))
+            c->dirty = true;
     }
     return NULL;
 }
