@@ -21,12 +21,15 @@
 #include "transfers.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,6 +47,7 @@ struct daemon {
     struct transfers *transfers;   /* owned: files sent over Jingle */
     struct mirror_checker *mirrors; /* owned: the mirror checker's thread */
     int signal_fd;                 /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
+    int lock_fd;                   /* STATE_DIR/lock, flock()ed while running */
     bool stopping;                 /* a stop was asked for */
     uint64_t stop_deadline_ms;     /* give up on a clean XMPP close then */
 };
@@ -91,9 +95,19 @@ static void daemon_on_signal(struct daemon *d)
     }
 }
 
-static int daemon_state_dir_prepare(const struct config *config)
+/*
+ * Makes the state directory and takes its lock: one filerepod per state
+ * directory.  Holding it is what lets the indexer treat lock files that git
+ * left in the state repositories as a dead process's (see versioner.h).  The
+ * kernel drops the lock when the process ends, however it ends.
+ */
+static int daemon_state_dir_prepare(struct daemon *d)
 {
+    const struct config *config = d->config;
+    char path[PATH_MAX], pid[32] = "";
     struct stat st;
+    ssize_t n;
+    int len;
 
     if (mkdir(config->state_dir, 0750) != 0 && errno != EEXIST) {
         log_error("daemon", "state_dir %s: cannot create: %s", config->state_dir,
@@ -105,6 +119,34 @@ static int daemon_state_dir_prepare(const struct config *config)
         log_error("daemon", "state_dir %s: not a writable directory", config->state_dir);
         return FR_ERROR;
     }
+    len = snprintf(path, sizeof(path), "%s/lock", config->state_dir);
+    if (len < 0 || (size_t)len >= sizeof(path)) {
+        log_error("daemon", "state_dir %s: path too long", config->state_dir);
+        return FR_ERROR;
+    }
+    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (d->lock_fd < 0) {
+        log_error("daemon", "%s: cannot open: %s", path, strerror(errno));
+        return FR_ERROR;
+    }
+    if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+
+        if (saved == EWOULDBLOCK) {
+            n = pread(d->lock_fd, pid, sizeof(pid) - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            log_error("daemon", "state_dir %s is in use by another filerepod (pid %s); "
+                      "one daemon per state directory", config->state_dir,
+                      pid[0] ? pid : "unknown");
+        } else {
+            log_error("daemon", "%s: cannot lock: %s", path, strerror(saved));
+        }
+        return FR_ERROR;
+    }
+    len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(d->lock_fd, 0) != 0 || pwrite(d->lock_fd, pid, (size_t)len, 0) != len)
+        log_warn("daemon", "%s: cannot write the pid: %s", path, strerror(errno));
     return 0;
 }
 
@@ -134,7 +176,7 @@ static int daemon_timeout(struct daemon *d, uint64_t now)
 
 int daemon_run(const struct config *config)
 {
-    struct daemon d = { .config = config, .signal_fd = -1 };
+    struct daemon d = { .config = config, .signal_fd = -1, .lock_fd = -1 };
     /* The XEP-0214 repository list names the service the publisher uses. */
     const struct service_settings service_settings = {
         .name = config->xmpp_name, .pubsub = config->xmpp_pubsub,
@@ -146,7 +188,7 @@ int daemon_run(const struct config *config)
     size_t fds_max = 0;
     int error = FR_ERROR;
 
-    if (daemon_state_dir_prepare(config) != 0)
+    if (daemon_state_dir_prepare(&d) != 0)
         goto done;
     d.signal_fd = daemon_signals_open();
     if (d.signal_fd < 0) {
@@ -258,6 +300,8 @@ done:
     catalog_free(d.catalog);
     if (d.signal_fd >= 0)
         close(d.signal_fd);
+    if (d.lock_fd >= 0)
+        close(d.lock_fd);
     free(fds);
     return error;
 }

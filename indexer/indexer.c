@@ -301,7 +301,10 @@ int indexer_new(struct indexer **out, const struct config *config)
         repo->conf = &config->repositories[i];
         repo->root_fd = -1;
         snprintf(path, sizeof(path), "%s/git/%s.git", config->state_dir, repo->conf->name);
-        if ((error = versioner_open(&repo->versioner, path, repo->conf->name)) != 0 ||
+        /* The daemon holds the state directory's lock, so a git lock file
+         * found now is a killed daemon's, and would refuse every commit. */
+        if ((error = versioner_clear_locks(path)) < 0 ||
+            (error = versioner_open(&repo->versioner, path, repo->conf->name)) != 0 ||
             (error = pathset_new(&repo->pending)) != 0 || (error = pathset_new(&repo->retry)) != 0 ||
             (error = pathset_new(&repo->failures)) != 0)
             goto fail;

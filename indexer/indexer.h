@@ -27,8 +27,10 @@ struct store;
 /**
  * Creates the indexer for `config` (borrowed: must outlive it): the worker
  * pool, the watcher, the content store and one git repository per
- * repository under state_dir.  Nothing is scanned before indexer_start().
- * Returns 0 and hands it to *out, or an FR_E* code (logged).
+ * repository under state_dir.  The caller must hold state_dir's lock (the
+ * daemon does): git lock files found in the state repositories are taken
+ * for a killed daemon's and removed.  Nothing is scanned before
+ * indexer_start().  Returns 0 and hands it to *out, or an FR_E* code (logged).
  */
 int indexer_new(struct indexer **out, const struct config *config);
 

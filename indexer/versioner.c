@@ -21,11 +21,15 @@
 #include <git2/sys/odb_backend.h>
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define VERSIONER_SIGNATURE_NAME "filerepo"
 #define VERSIONER_SIGNATURE_EMAIL "filerepo@localhost"
@@ -367,6 +371,85 @@ done:
     git_object_free(peeled);
     git_object_free(object);
     return error;
+}
+
+/* Removes the "*.lock" files under the directory `fd` (closed here), down
+ * `depth` more levels; `shown` names it for the log.  Returns the count or
+ * FR_ERROR. */
+static int versioner_clear_locks_in(int fd, const char *shown, int depth)
+{
+    DIR *dir = fdopendir(fd);
+    struct dirent *dirent;
+    int removed = 0;
+
+    if (!dir) {
+        log_error("versioner", "%s: cannot look for stale locks: %s", shown, strerror(errno));
+        close(fd);
+        return FR_ERROR;
+    }
+    while (removed >= 0 && (dirent = readdir(dir))) {
+        const char *name = dirent->d_name;
+        size_t len = strlen(name);
+        struct stat st;
+
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+            fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth > 0) {
+            char sub[PATH_MAX];
+            int sub_fd = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int n = FR_ERROR;
+
+            snprintf(sub, sizeof(sub), "%s/%s", shown, name);
+            if (sub_fd >= 0)
+                n = versioner_clear_locks_in(sub_fd, sub, depth - 1);
+            else
+                log_error("versioner", "%s: cannot look for stale locks: %s", sub,
+                          strerror(errno));
+            removed = n < 0 ? n : removed + n;
+        } else if (S_ISREG(st.st_mode) && len > 5 && strcmp(name + len - 5, ".lock") == 0) {
+            if (unlinkat(dirfd(dir), name, 0) != 0) {
+                log_error("versioner", "%s/%s: cannot remove a stale lock: %s", shown, name,
+                          strerror(errno));
+                removed = FR_ERROR;
+            } else {
+                log_warn("versioner", "%s/%s: removed a lock left by a filerepod that did "
+                         "not stop cleanly", shown, name);
+                removed++;
+            }
+        }
+    }
+    closedir(dir);
+    return removed;
+}
+
+int versioner_clear_locks(const char *git_dir)
+{
+    /* Where git puts its locks; refs and their logs nest (refs/heads/a/b). */
+    static const struct { const char *dir; int depth; } places[] = {
+        { ".", 0 }, { "refs", 32 }, { "logs", 32 }, { "objects/pack", 0 },
+    };
+    int removed = 0;
+
+    for (size_t i = 0; i < sizeof(places) / sizeof(*places); i++) {
+        char path[PATH_MAX];
+        int fd, n;
+
+        snprintf(path, sizeof(path), "%s/%s", git_dir, places[i].dir);
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            log_error("versioner", "%s: cannot look for stale locks: %s", path,
+                      strerror(errno));
+            return FR_ERROR;
+        }
+        n = versioner_clear_locks_in(fd, i == 0 ? git_dir : path, places[i].depth);
+        if (n < 0)
+            return n;
+        removed += n;
+    }
+    return removed;
 }
 
 /* Whether `path` is a directory with nothing in it. */

@@ -71,6 +71,18 @@ struct version_change {
  */
 int versioner_open(struct versioner **out, const char *git_dir, const char *repo_name);
 
+/**
+ * Removes the lock files ("NAME.lock") git writes next to what it updates
+ * (HEAD, packed-refs, config, each ref under refs/ and its log under logs/,
+ * a pack's index) from the repository at `git_dir`, each logged.  A process
+ * killed while holding one leaves it behind, and every later update of that
+ * ref is then refused.  Only for a caller that knows no other process
+ * writes to `git_dir`: filerepod holds its state directory's lock.  A
+ * missing `git_dir` is fine.  Returns how many were removed, or FR_ERROR
+ * (logged) when one could not be.
+ */
+int versioner_clear_locks(const char *git_dir);
+
 /** Closes the repository and frees the versioner; NULL is fine. */
 void versioner_free(struct versioner *versioner);
 

@@ -3,11 +3,12 @@ the errors it owes, the catalog it migrated, and a clean stop."""
 
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 
-from harness import DISCO_INFO, Daemon, check, load_services_env, psql, schema_version
+from harness import DISCO_INFO, Daemon, binary, check, load_services_env, psql, schema_version
 from xmppclient import Client, NS, error_condition, find
 
 
@@ -113,6 +114,15 @@ def main():
     # SIGINT stops it as cleanly.
     with Daemon(env) as daemon:
         daemon.wait_log(r"xmpp: connected as ")
+        # One daemon per state directory: a second on the same one is refused
+        # and says which process holds it; the first runs on undisturbed.
+        second = subprocess.run([binary("filerepod"), "-c", daemon.config],
+                                capture_output=True, text=True, timeout=30)
+        said = second.stdout + second.stderr
+        check(second.returncode != 0, f"a second daemon on the same state_dir ran: {said}")
+        check(f"state_dir {daemon.state} is in use by another filerepod "
+              f"(pid {daemon.proc.pid})" in said, f"second daemon's refusal: {said}")
+        check(daemon.proc.poll() is None, "the first daemon stopped")
         check(daemon.stop(signal.SIGINT) == 0, "exit status after SIGINT")
         daemon.wait_log(r"daemon: stopping on Interrupt")
     print("ok")

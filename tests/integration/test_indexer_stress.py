@@ -121,7 +121,8 @@ def read_or_none(path):
 def crashes(env):
     """kill -9 at four moments: at random while hashing, the instant the
     git commit lands (before the catalog's), right after the catalog's,
-    and at random again; then a last start runs to the end."""
+    and at random again; then a last start, with the branch's git lock
+    left behind as by a kill while git held it, runs to the end."""
     rng = random.Random(4)
     with tempfile.TemporaryDirectory(prefix="filerepo-crash-") as root:
         extra = {"repositories": [{"name": "releases", "path": root}],
@@ -151,7 +152,15 @@ def crashes(env):
                 mark = len(daemon.log())
                 print(f"killed {moment}: {files_in_catalog(env, daemon)} of {total} files "
                       f"recorded")
+            # What a kill while git held the branch's lock leaves behind (it
+            # happens, rarely, above): the next start must not be stuck on it.
+            ref = head_ref(daemon)
+            with open(ref + ".lock", "w") as f:
+                f.write(read_or_none(ref) or "")
+            mark = len(daemon.log())
             daemon.start()
+            daemon.wait_log(r"releases\.git/refs/heads/\w+\.lock: removed a lock left by a "
+                            r"filerepod that did not stop cleanly", after=mark)
             wait_until("every file recorded",
                        lambda: files_in_catalog(env, daemon) == total, 120)
             time.sleep(1)

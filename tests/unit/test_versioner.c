@@ -398,6 +398,80 @@ static void test_versioner__reopen_continues_history(void **state)
     assert_fsck_clean(f);
 }
 
+/* Writes `text` to the file `name` under the fixture's repository. */
+static void put_file(struct fixture *f, const char *name, const char *text)
+{
+    char path[256];
+    FILE *file;
+
+    snprintf(path, sizeof(path), "%s/%s", f->git_dir, name);
+    file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    assert_int_equal(fclose(file), 0);
+}
+
+static int mkdir_in(struct fixture *f, const char *name)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/%s", f->git_dir, name);
+    return mkdir(path, 0700);
+}
+
+static bool exists_in_repo(struct fixture *f, const char *name)
+{
+    char path[256];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", f->git_dir, name);
+    return lstat(path, &st) == 0;
+}
+
+/* A daemon killed while git held the branch's lock: no commit can be made
+ * until the lock is cleared; clearing takes every lock file and nothing else. */
+static void test_versioner__stale_locks_cleared(void **state)
+{
+    struct fixture *f = *state;
+    char id1[41], id2[41], head[41];
+    char out[41];
+
+    commit_ok(f, id1, (struct version_change[]){ add("one", 1, 1) }, 1);
+    put_file(f, "refs/heads/master.lock", id1);
+    put_file(f, "HEAD.lock", "ref: refs/heads/master\n");
+    put_file(f, "packed-refs.lock", "");
+    mkdir_in(f, "logs");
+    mkdir_in(f, "logs/refs");
+    mkdir_in(f, "logs/refs/heads");
+    put_file(f, "logs/refs/heads/master.lock", "");
+    put_file(f, "refs/heads/keep", id1);          /* a ref, not a lock */
+    assert_int_equal(mkdir_in(f, "refs/tags/v1.lock"), 0);   /* a directory */
+
+    assert_true(versioner_commit(f->versioner, out,
+                                 (struct version_change[]){ add("two", 2, 2) }, 1, WHEN) < 0);
+    assert_non_null(strstr(versioner_last_error(f->versioner), "lock"));
+
+    assert_int_equal(versioner_clear_locks(f->git_dir), 4);
+    assert_false(exists_in_repo(f, "refs/heads/master.lock"));
+    assert_false(exists_in_repo(f, "HEAD.lock"));
+    assert_false(exists_in_repo(f, "packed-refs.lock"));
+    assert_false(exists_in_repo(f, "logs/refs/heads/master.lock"));
+    assert_true(exists_in_repo(f, "refs/heads/keep"));
+    assert_true(exists_in_repo(f, "refs/tags/v1.lock"));
+    assert_true(exists_in_repo(f, "HEAD"));
+    assert_true(exists_in_repo(f, "config"));
+
+    commit_ok(f, id2, (struct version_change[]){ add("two", 2, 2) }, 1);
+    assert_int_equal(versioner_head(f->versioner, head), 0);
+    assert_string_equal(head, id2);
+    assert_git(f, "rev-parse HEAD^", id1);
+    assert_int_equal(versioner_clear_locks(f->git_dir), 0);
+    assert_fsck_clean(f);
+
+    /* A repository not made yet has nothing to clear. */
+    assert_int_equal(versioner_clear_locks("/nonexistent/filerepo/state.git"), 0);
+}
+
 static void test_versioner__open_refuses_what_is_not_a_state_repository(void **state)
 {
     struct fixture *f = *state;
@@ -444,6 +518,7 @@ int main(void)
         VERSIONER_TEST(long_message_capped),
         VERSIONER_TEST(reopen_continues_history),
         VERSIONER_TEST(open_refuses_what_is_not_a_state_repository),
+        VERSIONER_TEST(stale_locks_cleared),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
