@@ -239,9 +239,11 @@ def main():
     gb = ARCHIVES * ARCHIVE_MB / 1024
     print(f"\nfilerepo indexer benchmark: {ARCHIVES} x {ARCHIVE_MB} MB archives ({gb:.2f} GiB), "
           f"{SMALL} small files; median of {RUNS}; {os.cpu_count()} cores\n")
+    print(f"  {'':38s} {'median':>9s}    runs in order")
     for k, v in sorted(med.items()):
-        unit = "" if "RSS" in k else " s"
-        print(f"  {k:38s} {v:9.2f}{unit}")
+        unit = "  " if "RSS" in k else " s"
+        runs = " ".join(f"{x:.2f}" for x in results[k])
+        print(f"  {k:38s} {v:9.2f}{unit}   {runs}")
     ours = med["filerepod archives"]
     print("\nratios (peer time / filerepod time; > 1: filerepod is faster)")
     print("  on the machine's own file system, copy store:")
