@@ -37,6 +37,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import Daemon, load_services_env  # noqa: E402
+from idle import quiet  # noqa: E402
 
 ARCHIVES = int(os.environ.get("BENCH_ARCHIVES", "100"))
 ARCHIVE_MB = int(os.environ.get("BENCH_ARCHIVE_MB", "20"))
@@ -64,9 +65,9 @@ def peak_rss_mb(pid):
 
 
 def settle():
-    """Writes out what earlier steps left dirty, so that no measurement pays
-    for the writeback of the one before it (git's 2 GB of objects, say)."""
-    os.sync()
+    """Before each timed step: nothing the step before left dirty or running
+    (git's 2 GB of objects, a dropped catalog) is paid for by this one."""
+    quiet()
 
 
 def timed(cmd, quiet_disk=True, **kw):

@@ -40,6 +40,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import Daemon, load_services_env, psql  # noqa: E402
 from xmppclient import NS, Client  # noqa: E402
+from idle import quiet  # noqa: E402
 
 ITEMS = int(os.environ.get("BENCH_ITEMS", "5000"))
 WINDOW = int(os.environ.get("BENCH_WINDOW", "32"))
@@ -51,32 +52,6 @@ ENTRY = ("<entry xmlns='http://jabber.org/protocol/fileshare#item_metadata'><siz
          "<modified>2026-01-01T00:00:00Z</modified><checksum type='sha256'>"
          + "ab" * 32 + "</checksum><checksum type='sha1'>" + "cd" * 20 + "</checksum>"
          "<mime>text/plain</mime><mirrors/></entry>")
-
-
-def cpu_busy(span):
-    """Share of the machine's CPU time spent busy over `span` seconds."""
-    def sample():
-        with open("/proc/stat") as f:
-            t = [int(x) for x in f.readline().split()[1:9]]
-        return sum(t), t[3] + t[4]  # total, idle + iowait
-    total0, idle0 = sample()
-    time.sleep(span)
-    total1, idle1 = sample()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
-
-
-def quiet(limit=0.10, span=1.0, timeout=120):
-    """Waits until the machine has been nearly idle for a second: what the
-    step before left running (ejabberd taking a deleted tree apart, its
-    database dumping, PostgreSQL's autovacuum, writeback) would otherwise
-    run during the next measurement, whichever side it is."""
-    os.sync()
-    deadline = time.monotonic() + timeout
-    while cpu_busy(span) > limit:
-        if time.monotonic() > deadline:
-            print(f"note: the machine was still busy after {timeout} s; measuring anyway",
-                  flush=True)
-            return
 
 
 def client(env, who="alice"):
