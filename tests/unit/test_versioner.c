@@ -398,25 +398,22 @@ static void test_versioner__reopen_continues_history(void **state)
     assert_fsck_clean(f);
 }
 
+/* The path of `name` inside the fixture's repository, in `buf`. */
+static const char *in_repo(struct fixture *f, const char *name, char buf[256])
+{
+    snprintf(buf, 256, "%s/%s", f->git_dir, name);
+    return buf;
+}
+
 /* Writes `text` to the file `name` under the fixture's repository. */
 static void put_file(struct fixture *f, const char *name, const char *text)
 {
     char path[256];
-    FILE *file;
+    FILE *file = fopen(in_repo(f, name, path), "w");
 
-    snprintf(path, sizeof(path), "%s/%s", f->git_dir, name);
-    file = fopen(path, "w");
     assert_non_null(file);
     fputs(text, file);
     assert_int_equal(fclose(file), 0);
-}
-
-static int mkdir_in(struct fixture *f, const char *name)
-{
-    char path[256];
-
-    snprintf(path, sizeof(path), "%s/%s", f->git_dir, name);
-    return mkdir(path, 0700);
 }
 
 static bool exists_in_repo(struct fixture *f, const char *name)
@@ -424,8 +421,7 @@ static bool exists_in_repo(struct fixture *f, const char *name)
     char path[256];
     struct stat st;
 
-    snprintf(path, sizeof(path), "%s/%s", f->git_dir, name);
-    return lstat(path, &st) == 0;
+    return lstat(in_repo(f, name, path), &st) == 0;
 }
 
 /* A daemon killed while git held the branch's lock: no commit can be made
@@ -433,19 +429,18 @@ static bool exists_in_repo(struct fixture *f, const char *name)
 static void test_versioner__stale_locks_cleared(void **state)
 {
     struct fixture *f = *state;
-    char id1[41], id2[41], head[41];
-    char out[41];
+    char id1[41], id2[41], head[41], out[41], path[256];
 
     commit_ok(f, id1, (struct version_change[]){ add("one", 1, 1) }, 1);
     put_file(f, "refs/heads/master.lock", id1);
     put_file(f, "HEAD.lock", "ref: refs/heads/master\n");
     put_file(f, "packed-refs.lock", "");
-    mkdir_in(f, "logs");
-    mkdir_in(f, "logs/refs");
-    mkdir_in(f, "logs/refs/heads");
+    mkdir(in_repo(f, "logs", path), 0700);
+    mkdir(in_repo(f, "logs/refs", path), 0700);
+    mkdir(in_repo(f, "logs/refs/heads", path), 0700);
     put_file(f, "logs/refs/heads/master.lock", "");
     put_file(f, "refs/heads/keep", id1);          /* a ref, not a lock */
-    assert_int_equal(mkdir_in(f, "refs/tags/v1.lock"), 0);   /* a directory */
+    assert_int_equal(mkdir(in_repo(f, "refs/tags/v1.lock", path), 0700), 0);   /* a directory */
 
     assert_true(versioner_commit(f->versioner, out,
                                  (struct version_change[]){ add("two", 2, 2) }, 1, WHEN) < 0);
