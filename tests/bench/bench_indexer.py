@@ -64,15 +64,9 @@ def peak_rss_mb(pid):
     return 0.0
 
 
-def settle():
-    """Before each timed step: nothing the step before left dirty or running
-    (git's 2 GB of objects, a dropped catalog) is paid for by this one."""
-    quiet()
-
-
-def timed(cmd, quiet_disk=True, **kw):
-    if quiet_disk:
-        settle()
+def timed(cmd, wait_idle=True, **kw):
+    if wait_idle:
+        quiet()
     started = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
     return time.monotonic() - started
@@ -121,7 +115,7 @@ def index(env, root, mode="copy", state_dir=None):
         extra["state_dir"] = state_dir
     daemon = Daemon(env, extra=extra, port=closed_port())
     try:
-        settle()
+        quiet()
         daemon.start()
         t0, mark = log_time(daemon, r"repo=bench path=.*: watching; start-up rescan")
         t1, mark = log_time(daemon, r"index: repo=bench commit=", after=mark)
@@ -149,7 +143,7 @@ def git_commit(root):
         subprocess.run(["git", "init", "-q", "--bare", git_dir], check=True)
         return timed(g + ["add", "-A"]) + timed(
             g + ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q",
-                 "-m", "bench"], quiet_disk=False)
+                 "-m", "bench"], wait_idle=False)
     finally:
         shutil.rmtree(git_dir, ignore_errors=True)
 
@@ -254,7 +248,7 @@ def main():
     print(f"  archives vs git add+commit         {med['git add+commit archives'] / ours:6.2f}")
     if "filerepod archives on xfs (reflink)" in med:
         ours_x = med["filerepod archives on xfs (reflink)"]
-        print(f"  on xfs, reflink store:")
+        print("  on xfs, reflink store:")
         print(f"  archives vs openssl dgst -sha256   "
               f"{med['openssl dgst -sha256 archives on xfs'] / ours_x:6.2f}"
               f"   ({gb / ours_x:.2f} GiB/s through the whole pipeline)")

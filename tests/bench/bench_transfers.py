@@ -43,7 +43,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Daemon, binary, client, load_services_env, psql, wait_for  # noqa: E402
+from harness import Daemon, binary, load_services_env, psql, wait_for  # noqa: E402
 
 MB = 1000 * 1000
 SIZE_MB = int(os.environ.get("BENCH_TRANSFER_MB", "1024"))
